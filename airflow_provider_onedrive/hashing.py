@@ -1,0 +1,92 @@
+"""quickXorHash, the content hash that OneDrive Personal and Business both return.
+
+The algorithm keeps a 160-bit accumulator: input byte ``i`` is XORed in at bit offset ``(11 * i) mod 160``
+(wrapping inside the 160 bits), and the 64-bit little-endian input length is XORed into bytes 12..19 of the
+little-endian state at the end. The digest is the base64 of those 20 bytes.
+
+Bytes whose positions are equal modulo 160 land on the same bit offset, so a block is first XOR-folded into
+160 bytes with big-integer arithmetic (fast, in C), and only those 160 bytes are placed one by one.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import BinaryIO
+
+__all__ = ["QuickXorHash", "quickxorhash", "quickxorhash_file"]
+
+_WIDTH_BITS = 160
+_PERIOD = 160  # bytes after which the bit offset repeats (11 * 160 is a multiple of 160)
+_FOLD_BITS = _PERIOD * 8
+_MASK = (1 << _WIDTH_BITS) - 1
+
+
+def _fold(data: bytes | bytearray | memoryview) -> bytes:
+    """XOR every 160-byte stride of ``data`` together, returning exactly 160 bytes."""
+    value = int.from_bytes(data, "little")
+    chunks = -(-len(data) // _PERIOD)
+    while chunks > 1:
+        high = chunks // 2
+        shift = (chunks - high) * _FOLD_BITS
+        value = (value & ((1 << shift) - 1)) ^ (value >> shift)
+        chunks -= high
+    return value.to_bytes(_PERIOD, "little")
+
+
+class QuickXorHash:
+    """Streaming quickXorHash: ``update()`` with any number of chunks, then ``digest()`` or ``b64digest()``."""
+
+    name = "quickXorHash"
+
+    def __init__(self, data: bytes | None = None) -> None:
+        self._state = 0
+        self._length = 0
+        if data:
+            self.update(data)
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        length = len(data)
+        if not length:
+            return
+        start = self._length
+        state = self._state
+        for k, byte in enumerate(_fold(data)):
+            if byte:
+                offset = (11 * (start + k)) % _WIDTH_BITS
+                shifted = byte << offset
+                state ^= (shifted | (shifted >> _WIDTH_BITS)) & _MASK
+        self._state = state
+        self._length = start + length
+
+    @property
+    def length(self) -> int:
+        """Number of bytes hashed so far."""
+        return self._length
+
+    def digest(self) -> bytes:
+        final = self._state ^ ((self._length & 0xFFFFFFFFFFFFFFFF) << 96)
+        return final.to_bytes(20, "little")
+
+    def b64digest(self) -> str:
+        """The digest as Graph reports it in ``file.hashes.quickXorHash``."""
+        return base64.b64encode(self.digest()).decode("ascii")
+
+    def copy(self) -> QuickXorHash:
+        clone = QuickXorHash()
+        clone._state, clone._length = self._state, self._length
+        return clone
+
+
+def quickxorhash(data: bytes | bytearray | memoryview) -> str:
+    """Base64 quickXorHash of ``data``."""
+    hasher = QuickXorHash()
+    hasher.update(data)
+    return hasher.b64digest()
+
+
+def quickxorhash_file(fileobj: BinaryIO, block_size: int = 8 * 1024 * 1024) -> str:
+    """Base64 quickXorHash of a binary file object read from its current position to the end."""
+    hasher = QuickXorHash()
+    while block := fileobj.read(block_size):
+        hasher.update(block)
+    return hasher.b64digest()
