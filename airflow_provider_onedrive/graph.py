@@ -1,0 +1,358 @@
+"""GraphClient: one HTTP session to Microsoft Graph with authentication, retries, pacing and paging.
+
+No Airflow imports. Every request goes through :meth:`GraphClient.request`, which applies the retry policy,
+refreshes the token once on a 401, shares throttling pauses with every client of the same drive in the
+process, and maps failures to the OneDriveError hierarchy. Pre-authenticated URLs (upload sessions, download
+redirects, copy monitors) go through the same path with ``authenticated=False``: no Authorization header, and
+their URL never appears in logs or errors (it is a credential).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_onedrive import __version__
+from airflow_provider_onedrive.errors import (
+    OneDriveConfigError,
+    OneDriveError,
+    OneDriveThrottledError,
+    OneDriveTransportError,
+    OneDriveValidationError,
+    error_from_response,
+)
+from airflow_provider_onedrive.retry import Pacer, RetryPolicy, parse_retry_after
+
+__all__ = [
+    "DEFAULT_GRAPH_URL",
+    "USER_AGENT",
+    "GraphClient",
+    "PinnedSession",
+    "TokenProvider",
+    "check_service_url",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+#: Microsoft's recommended User-Agent form for ISVs (reduces SharePoint throttling): ISV|Publisher|App/Version.
+USER_AGENT = f"ISV|airflow-provider-onedrive|AirflowProviderOneDrive/{__version__}"
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class TokenProvider(Protocol):
+    """Anything that serves Graph access tokens; ``force_refresh`` skips any cache."""
+
+    def get_token(self, *, force_refresh: bool = False) -> str: ...
+
+
+class _CallableTokenProvider:
+    def __init__(self, func: Callable[[], str]) -> None:
+        self._func = func
+
+    def get_token(self, *, force_refresh: bool = False) -> str:
+        return self._func()
+
+
+def check_service_url(url: str, *, field: str = "graph_url") -> str:
+    """Validate a service base URL: https, or http only to a loopback host. Returns it without a trailing '/'."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise OneDriveConfigError(f"{field} {url!r} is not an absolute http(s) URL (e.g. {DEFAULT_GRAPH_URL})")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise OneDriveConfigError(
+            f"{field} {url!r} uses plain http to a non-loopback host; use https (plain http is only allowed for "
+            "a local emulator on 127.0.0.1/localhost)"
+        )
+    return url.rstrip("/")
+
+
+class PinnedSession(requests.Session):
+    """A requests.Session whose ``verify`` and ``proxies`` always win.
+
+    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override ``Session.verify`` when a call passes no
+    ``verify``; MSAL makes such calls, so the CA bundle a connection configures would be ignored.
+    """
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("verify") is None:
+            kwargs["verify"] = self.verify
+        if kwargs.get("proxies") is None and self.proxies:
+            kwargs["proxies"] = self.proxies
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_session(
+    *, verify: bool | str = True, proxies: Mapping[str, str] | None = None, pool_maxsize: int = 16
+) -> PinnedSession:
+    """A session with a connection pool sized for concurrent transfers and no urllib3-level retries."""
+    session = PinnedSession()
+    session.verify = verify
+    if proxies:
+        session.proxies.update(proxies)
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+class GraphClient:
+    """A Microsoft Graph v1.0 client: base URL, session, token provider, retry policy and pacer.
+
+    :param token_provider: object with ``get_token(force_refresh=False)``, or a plain callable returning a token.
+    :param graph_url: Graph base URL ending in ``/v1.0`` (national clouds, or a local emulator).
+    :param verify: TLS verification: True, or a CA bundle path.
+    :param proxies: requests-style proxies mapping.
+    :param timeout: ``(connect, read)`` seconds applied to every request.
+    :param retry: the retry policy; one per client, shared by every request it makes.
+    :param pool_maxsize: connections kept per host (size it to the transfer concurrency).
+    :param pacer_key: requests sharing a key share throttling pauses (default: the Graph host).
+    """
+
+    def __init__(
+        self,
+        token_provider: TokenProvider | Callable[[], str],
+        *,
+        graph_url: str = DEFAULT_GRAPH_URL,
+        verify: bool | str = True,
+        proxies: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        retry: RetryPolicy | None = None,
+        pool_maxsize: int = 16,
+        pacer_key: str | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not hasattr(token_provider, "get_token"):
+            if not callable(token_provider):
+                raise OneDriveConfigError("token_provider must have get_token() or be a callable returning a token")
+            token_provider = _CallableTokenProvider(token_provider)
+        self.token_provider: TokenProvider = token_provider  # type: ignore[assignment]
+        self.graph_url = check_service_url(graph_url)
+        parts = urlsplit(self.graph_url)
+        self.graph_origin = f"{parts.scheme}://{parts.netloc}".lower()
+        self.verify = verify
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.session = session or make_session(verify=verify, proxies=proxies, pool_maxsize=pool_maxsize)
+        self.pacer = Pacer.for_key(pacer_key or self.graph_origin)
+        self._sleep = sleep
+        self._refresh_lock = threading.Lock()
+
+    # -- URLs -------------------------------------------------------------------------------------------
+    def url(self, path_or_url: str) -> str:
+        """Absolute URL for a path relative to the Graph base, or an absolute Graph URL (checked)."""
+        if "://" in path_or_url:
+            self._check_graph_url(path_or_url)
+            return path_or_url
+        return urljoin(self.graph_url + "/", path_or_url.lstrip("/"))
+
+    def is_graph_url(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}".lower() == self.graph_origin
+
+    def _check_graph_url(self, url: str) -> None:
+        if not self.is_graph_url(url):
+            host = urlsplit(url).netloc or "?"
+            raise OneDriveValidationError(
+                f"refusing to send the Graph access token to {host}: only {self.graph_origin} is trusted "
+                "(pass authenticated=False for pre-authenticated URLs)"
+            )
+
+    def describe(self, url: str, method: str) -> str:
+        """Words for logs and errors: method and Graph-relative path, never a query string or foreign URL."""
+        if self.is_graph_url(url):
+            path = urlsplit(url).path
+            base = urlsplit(self.graph_url).path
+            return f"{method} {path[len(base) :].lstrip('/') if path.startswith(base) else path}"
+        return f"{method} pre-authenticated URL on {urlsplit(url).hostname}"
+
+    # -- requests -------------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: bytes | bytearray | memoryview | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        authenticated: bool = True,
+        allow_redirects: bool = False,
+        ok_statuses: tuple[int, ...] = (),
+        action: str | None = None,
+        retry: bool = True,
+    ) -> requests.Response:
+        """Send one Graph request with retries; return the response or raise a OneDriveError.
+
+        A status below 400, or one listed in ``ok_statuses``, is returned to the caller; anything else is
+        retried per the policy or raised. ``data`` must be bytes-like (so a retry can resend it).
+
+        :param authenticated: False for pre-authenticated URLs (no Authorization header; any https host).
+        :param action: words describing the request for logs and errors (defaults to method + Graph path).
+        """
+        method = method.upper()
+        if authenticated:
+            url = self.url(path_or_url)
+        else:
+            if "://" not in path_or_url:
+                raise OneDriveValidationError("a pre-authenticated request needs an absolute URL")
+            url = path_or_url
+        label = action or self.describe(url, method)
+        started = time.monotonic()
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            self.pacer.wait(self._sleep)
+            send_headers = {"client-request-id": str(uuid.uuid4())}
+            if headers:
+                send_headers.update(headers)
+            token = None
+            if authenticated:
+                token = self.token_provider.get_token()
+                send_headers["Authorization"] = f"Bearer {token}"
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=send_headers,
+                    stream=stream,
+                    timeout=self.timeout,
+                    allow_redirects=allow_redirects,
+                    verify=self.verify,
+                )
+            except _TRANSPORT_ERRORS as exc:
+                reason = f"{type(exc).__name__}"
+                if not retry or not self._may_retry(attempt, None, 0.0, started):
+                    raise OneDriveTransportError(
+                        f"{label} failed: connection error ({reason}); check network access to "
+                        f"{urlsplit(url).hostname}",
+                        attempts=attempt,
+                    ) from None
+                self._backoff(label, attempt, None, None, reason)
+                continue
+            status = response.status_code
+            if status < 400 or status in ok_statuses:
+                return response
+            if status == 401 and authenticated and not refreshed:
+                response.close()
+                refreshed = True
+                self._refresh_token(token)
+                log.info("%s: token not accepted (401); retrying once with a fresh token", label)
+                attempt -= 1  # the refresh retry does not consume the retry budget
+                continue
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if (
+                retry
+                and self.retry.is_retryable_status(status)
+                and self._may_retry(attempt, status, retry_after, started)
+            ):
+                response.close()
+                self._backoff(label, attempt, status, retry_after, _status_reason(response))
+                continue
+            error = error_from_response(response, label, attempts=attempt)
+            response.close()
+            if isinstance(error, OneDriveThrottledError) or status == 503:
+                error.message += "; Graph kept throttling beyond the retry policy"
+            raise error
+
+    def _may_retry(self, attempt: int, status: int | None, retry_after: float | None, started: float) -> bool:
+        if attempt >= self.retry.attempts_for(status):
+            return False
+        if retry_after is not None and retry_after > self.retry.max_retry_after:
+            return False
+        expected = retry_after if retry_after is not None else 0.0
+        return time.monotonic() - started + expected <= self.retry.max_total
+
+    def _backoff(self, label: str, attempt: int, status: int | None, retry_after: float | None, reason: str) -> None:
+        wait = self.retry.delay(attempt, status, retry_after)
+        source = "Retry-After" if retry_after is not None else "backoff"
+        log.warning(
+            "%s: %s; retrying in %.2f s (%s), attempt %d of %d",
+            label,
+            reason,
+            wait,
+            source,
+            attempt + 1,
+            self.retry.attempts_for(status),
+        )
+        if status in (429, 503) and retry_after is not None:
+            self.pacer.pause(wait)  # everyone talking to this drive waits, not just this thread
+            self.pacer.wait(self._sleep)
+        else:
+            self._sleep(wait)
+
+    def _refresh_token(self, rejected: str | None) -> None:
+        """Force one token refresh; threads that hit the same 401 together cause one refresh, not many."""
+        with self._refresh_lock:
+            current = self.token_provider.get_token()
+            if current == rejected:
+                self.token_provider.get_token(force_refresh=True)
+
+    # -- JSON and paging -------------------------------------------------------------------------------
+    def get_json(self, path_or_url: str, *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """GET a Graph resource and return its parsed JSON body."""
+        response = self.request("GET", path_or_url, params=params)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise OneDriveError(f"{self.describe(response.url, 'GET')} returned a non-JSON body") from exc
+
+    def iter_pages(self, path_or_url: str, *, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield each page of a collection, following ``@odata.nextLink`` verbatim (same host only)."""
+        page = self.get_json(path_or_url, params=params)
+        while True:
+            yield page
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return
+            if not self.is_graph_url(next_link):
+                raise OneDriveError(
+                    f"refusing to follow @odata.nextLink to {urlsplit(next_link).netloc}: it is not the "
+                    f"configured Graph host {self.graph_origin}, and the access token would leak"
+                )
+            page = self.get_json(next_link)
+
+    def iter_values(self, path_or_url: str, *, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every item of a paged collection, lazily (one page in memory at a time)."""
+        for page in self.iter_pages(path_or_url, params=params):
+            yield from page.get("value", [])
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _status_reason(response: requests.Response) -> str:
+    code = None
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            code = body["error"].get("code")
+    except ValueError:
+        pass
+    return f"HTTP {response.status_code}" + (f" {code}" if code else "")
