@@ -1,16 +1,152 @@
-"""Static provider metadata read by Airflow's ProvidersManager (no imports beyond the package version)."""
+"""Static provider metadata read by Airflow's ProvidersManager (no imports beyond the package version).
+
+The ``onedrive`` connection form is declared here (``conn-fields`` + ``ui-field-behaviour``): Airflow 3.2+
+renders it without importing the hook. Only modules that exist may be listed (Airflow imports them).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_onedrive import __version__
 
+INTEGRATION = "Microsoft OneDrive"
+HOOK_CLASS = "airflow_provider_onedrive.hooks.onedrive.OneDriveHook"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _text(label: str, description: str, *, fmt: str | None = None, enum: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if fmt:
+        schema["format"] = fmt
+    if enum:
+        schema["enum"] = enum
+        schema["default"] = enum[0]
+    return {"label": label, "schema": schema, "description": description}
+
+
+def _number(label: str, description: str, default: float) -> dict[str, Any]:
+    return {"label": label, "schema": {"type": ["number", "null"], "default": default}, "description": description}
+
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "tenant_id": _text(
+        "Tenant ID",
+        "Directory (tenant) ID or domain, e.g. contoso.onmicrosoft.com. 'common'/'organizations'/'consumers' "
+        "only with delegated sign-in.",
+    ),
+    "auth_type": _text(
+        "Auth type",
+        "client_secret: app-only with the password field; certificate: app-only with a certificate; "
+        "refresh_token: delegated (a signed-in user).",
+        enum=["client_secret", "certificate", "refresh_token"],
+    ),
+    "drive_type": _text(
+        "Drive type",
+        "Which drive: me (delegated only), user (+ User ID), drive (+ Drive ID), site (+ Site), group (+ Group ID).",
+        enum=["user", "drive", "site", "group", "me"],
+    ),
+    "user_id": _text("User ID", "For drive type 'user': the user's UPN (adele@contoso.com) or object id."),
+    "drive_id": _text("Drive ID", "For drive type 'drive': the drive id (b!...)."),
+    "site": _text(
+        "SharePoint site",
+        "For drive type 'site': the site id, or its URL such as https://contoso.sharepoint.com/sites/Finance.",
+        fmt="url",
+    ),
+    "library": _text("Document library", "For drive type 'site': the library name (default: the site's default)."),
+    "group_id": _text("Group ID", "For drive type 'group': the Microsoft 365 group id."),
+    "certificate_path": _text("Certificate file", "Path (on every worker) of the PEM public certificate."),
+    "certificate": _text("Certificate (PEM)", "Or paste the PEM public certificate here.", fmt="multiline"),
+    "private_key_path": _text("Private key file", "Path (on every worker) of the PEM private key."),
+    "private_key": _text("Private key (PEM)", "Or paste the PEM private key here.", fmt="password"),
+    "private_key_passphrase": _text("Private key passphrase", "Only if the private key is encrypted.", fmt="password"),
+    "refresh_token": _text(
+        "Refresh token",
+        "For auth type 'refresh_token': from `airflow-onedrive login`. Rotated tokens are kept in the token store.",
+        fmt="password",
+    ),
+    "token_store": _text(
+        "Refresh token store",
+        "Where rotated refresh tokens persist: variable (default; Airflow Variable onedrive_refresh_token__<conn id>),"
+        " file:/absolute/path (0600, locked, encrypted), or none.",
+    ),
+    "cloud": _text(
+        "Cloud",
+        "Microsoft cloud: global, us_gov (GCC High), us_gov_dod (DoD) or china (21Vianet).",
+        enum=["global", "us_gov", "us_gov_dod", "china"],
+    ),
+    "graph_url": _text("Graph URL", "Override the Graph base URL (default from the cloud).", fmt="url"),
+    "authority_host": _text(
+        "Authority host", "Override the identity host, without tenant (default from the cloud).", fmt="url"
+    ),
+    "scopes": _text("Scopes", "Space-separated scopes (default: the cloud's Graph /.default, or delegated scopes)."),
+    "ca_bundle": _text("CA bundle", "Path of a PEM CA bundle for TLS inspection proxies."),
+    "proxies": _text("Proxies", 'One proxy URL, or JSON like {"https": "http://proxy:3128"}.'),
+    "connect_timeout": _number("Connect timeout (s)", "Seconds to wait for a connection.", 10),
+    "read_timeout": _number("Read timeout (s)", "Seconds to wait for a response.", 120),
+}
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["host", "port", "schema"],
+    "relabeling": {"login": "Application (client) ID", "password": "Client secret"},
+    "placeholders": {
+        "login": "00000000-0000-0000-0000-000000000000",
+        "password": "client secret Value (auth type client_secret; optional for refresh_token)",
+        "tenant_id": "contoso.onmicrosoft.com",
+        "user_id": "adele@contoso.com",
+        "site": "https://contoso.sharepoint.com/sites/Finance",
+        "library": "Documents",
+        "certificate_path": "/opt/airflow/secrets/onedrive.crt",
+        "private_key_path": "/opt/airflow/secrets/onedrive.key",
+        "token_store": "variable",
+        "proxies": "http://proxy.example.com:3128",
+    },
+}
+
+#: Modules other parts of the package contribute; each is listed only once it exists (Airflow imports them).
+_OPTIONAL_MODULES = {
+    "operators": "airflow_provider_onedrive.operators.onedrive",
+    "sensors": "airflow_provider_onedrive.sensors.onedrive",
+    "triggers": "airflow_provider_onedrive.triggers.onedrive",
+}
+_FILESYSTEM_MODULE = "airflow_provider_onedrive.fs.onedrive"
+
+
+def _exists(module: str) -> bool:
+    """Whether a module of this package exists, without importing it (or its parent package)."""
+    relative = module.split(".")[1:]
+    return (_PACKAGE_DIR.joinpath(*relative).with_suffix(".py")).is_file()
+
 
 def get_provider_info() -> dict[str, Any]:
-    return {
+    info: dict[str, Any] = {
         "package-name": "airflow-provider-onedrive",
         "name": "Microsoft OneDrive",
-        "description": "Microsoft OneDrive and SharePoint through Microsoft Graph.",
+        "description": "Microsoft OneDrive and SharePoint through Microsoft Graph: hook, operators, sensor, "
+        "onedrive:// filesystem.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://learn.microsoft.com/graph/api/resources/onedrive",
+                "tags": ["azure"],
+            }
+        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_onedrive.hooks.onedrive"]}],
+        "connection-types": [
+            {
+                "connection-type": "onedrive",
+                "hook-class-name": HOOK_CLASS,
+                "hook-name": "Microsoft OneDrive",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+            }
+        ],
     }
+    for key, module in _OPTIONAL_MODULES.items():
+        if _exists(module):
+            info[key] = [{"integration-name": INTEGRATION, "python-modules": [module]}]
+    if _exists(_FILESYSTEM_MODULE):
+        info["filesystems"] = [_FILESYSTEM_MODULE]
+    return info

@@ -1,0 +1,379 @@
+"""Credentials -> Microsoft Graph access tokens through MSAL, with caching, single-flight and rotation.
+
+No Airflow imports, and msal is imported only when the first token is needed. One :class:`_Credential` per
+process and per distinct credential (keyed by a hash, never the secrets in clear) holds the MSAL application
+and the current access token, so hooks built again and again in one worker reuse both, and threads asking at
+once cause a single token request. Delegated refresh tokens rotate on every use: the newest one is persisted
+to a :class:`~airflow_provider_onedrive.token_stores.RefreshTokenStore` so the next run (another process,
+another worker) starts from it instead of the connection's original, which expires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_onedrive.config import ConnectionSettings, certificate_thumbprints
+from airflow_provider_onedrive.errors import OneDriveAuthError
+from airflow_provider_onedrive.graph import make_session
+from airflow_provider_onedrive.token_stores import NullTokenStore, RefreshTokenStore, StoredToken
+
+__all__ = [
+    "EXPIRY_MARGIN",
+    "DeviceCodeFlow",
+    "MsalTokenProvider",
+    "build_token_provider",
+    "clear_credential_cache",
+]
+
+log = logging.getLogger(__name__)
+
+#: Tokens are renewed this many seconds before they expire (MSAL's own margin).
+EXPIRY_MARGIN = 300.0
+_RESERVED_SCOPES = {"offline_access", "openid", "profile"}
+_MICROSOFT_AUTHORITY_HOSTS = {
+    "login.microsoftonline.com",
+    "login.microsoft.com",
+    "login.windows.net",
+    "sts.windows.net",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn",
+}
+_HINTS = {
+    "AADSTS7000215": "the client secret is wrong: use the secret's Value (not its Secret ID) from Certificates & "
+    "secrets",
+    "AADSTS7000222": "the client secret has expired: create a new one and update the connection's password",
+    "AADSTS700016": "no application with this client id exists in the tenant: check the Application (client) ID "
+    "and tenant_id",
+    "AADSTS90002": "the tenant was not found: check tenant_id (Directory (tenant) ID) and the cloud",
+    "AADSTS700027": "the certificate is not registered on the application: upload the public certificate under "
+    "Certificates & secrets",
+    "AADSTS70008": "the refresh token has expired: sign in again (`airflow-onedrive login`) and update the "
+    "connection's refresh_token",
+    "AADSTS700082": "the refresh token has expired from inactivity: sign in again and update the connection's "
+    "refresh_token",
+    "AADSTS700084": "the refresh token has expired: sign in again and update the connection's refresh_token",
+    "AADSTS50173": "the refresh token was revoked (password change?): sign in again",
+    "AADSTS65001": "the application has no consent for these permissions: grant admin consent in Entra ID",
+    "AADSTS70011": "a requested scope is invalid: check extra 'scopes'",
+    "AADSTS1002012": "a requested scope is invalid: check extra 'scopes'",
+}
+
+
+class _TimeoutHttpClient:
+    """MSAL's http_client: our pinned session (so the CA bundle wins) with a default timeout on every call."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.session = make_session(verify=settings.verify, proxies=settings.proxies_dict, pool_maxsize=4)
+        self.timeout = settings.timeout
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.post(url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.get(url, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class _Credential:
+    """Per-process state of one credential: the lazily built MSAL app, the current token, a lock."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+        self.lock = threading.RLock()
+        self.app: Any = None
+        self.access_token: str | None = None
+        self.expires_at = 0.0
+        self.refresh_token: StoredToken | None = None  # the newest one this process has seen
+
+    def get_app(self) -> Any:
+        if self.app is None:
+            self.app = _build_app(self.settings)
+        return self.app
+
+
+_credentials: dict[str, _Credential] = {}
+_credentials_lock = threading.Lock()
+
+
+def _credential_for(settings: ConnectionSettings) -> _Credential:
+    key = settings.credential_key()
+    with _credentials_lock:
+        credential = _credentials.get(key)
+        if credential is None:
+            credential = _credentials[key] = _Credential(settings)
+        return credential
+
+
+def clear_credential_cache() -> None:
+    """Forget every cached MSAL application and token in this process (tests, or after rotating secrets)."""
+    with _credentials_lock:
+        _credentials.clear()
+
+
+def _is_microsoft_host(authority_host: str) -> bool:
+    return (urlsplit(authority_host).hostname or "").lower() in _MICROSOFT_AUTHORITY_HOSTS
+
+
+def _build_app(settings: ConnectionSettings) -> Any:
+    """Build the MSAL application (this does network I/O: tenant discovery)."""
+    import msal
+
+    kwargs: dict[str, Any] = {
+        "authority": settings.authority,
+        "http_client": _TimeoutHttpClient(settings),
+        "instance_discovery": None if _is_microsoft_host(settings.authority_host) else False,
+    }
+    try:
+        if settings.auth_type == "certificate":
+            credential = {
+                "private_key": settings.private_key_pem,
+                "public_certificate": settings.certificate_pem,  # sends x5c; MSAL derives the SHA-256 thumbprint
+            }
+            if settings.private_key_passphrase:
+                credential["passphrase"] = settings.private_key_passphrase
+            return msal.ConfidentialClientApplication(settings.client_id, client_credential=credential, **kwargs)
+        if settings.client_secret:
+            return msal.ConfidentialClientApplication(
+                settings.client_id, client_credential=settings.client_secret, **kwargs
+            )
+        return msal.PublicClientApplication(settings.client_id, **kwargs)
+    except Exception as exc:  # network failures and MSAL's ValueErrors for an unusable authority
+        raise OneDriveAuthError(
+            f"connection {settings.conn_id!r}: cannot set up sign-in with {settings.authority} "
+            f"({type(exc).__name__}: {_scrub(str(exc), settings)[:300]}); check tenant_id, the cloud or "
+            "authority_host, network access and the CA bundle"
+        ) from None
+
+
+def _scrub(text: str, settings: ConnectionSettings) -> str:
+    for secret in settings.secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
+def auth_error(settings: ConnectionSettings, result: dict[str, Any], doing: str) -> OneDriveAuthError:
+    """Turn an MSAL error dict into OneDriveAuthError (keeps the error code and the AADSTS description)."""
+    code = str(result.get("error") or "unknown_error")
+    description = _scrub(str(result.get("error_description") or ""), settings)
+    first_line = description.strip().splitlines()[0] if description.strip() else code
+    message = f"connection {settings.conn_id!r}: {doing} failed: {first_line}"
+    aadsts = first_line.split(":", 1)[0].strip()
+    hint = _HINTS.get(aadsts)
+    if hint:
+        message += f"; {hint}"
+    return OneDriveAuthError(message, code=code, request_id=result.get("correlation_id"), inner_code=aadsts or None)
+
+
+def _graph_scopes(settings: ConnectionSettings) -> list[str]:
+    """Scopes as MSAL wants them: without the reserved ones it adds itself."""
+    return [s for s in settings.scopes if s not in _RESERVED_SCOPES]
+
+
+def _token_fingerprint(token: str | None) -> str:
+    return hashlib.sha256((token or "").encode()).hexdigest()[:16]
+
+
+class MsalTokenProvider:
+    """Serves Graph access tokens for one connection (client secret, certificate or delegated refresh token).
+
+    Tokens are served from a per-process cache until :data:`EXPIRY_MARGIN` seconds before they expire;
+    concurrent callers wait for a single request.
+
+    :param settings: the validated connection settings.
+    :param store: where rotated refresh tokens persist (delegated only); by default only this process remembers.
+    :param on_new_secret: called with every access token and refresh token obtained (e.g. Airflow's
+        ``mask_secret``), before it is used anywhere.
+    """
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        *,
+        store: RefreshTokenStore | None = None,
+        on_new_secret: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store: RefreshTokenStore = store if store is not None else NullTokenStore()
+        self.on_new_secret = on_new_secret
+        self._credential = _credential_for(settings)
+
+    @property
+    def thumbprints(self) -> tuple[str, str] | None:
+        """``(sha1, sha256)`` of the certificate (auth_type certificate), to compare with Entra ID's display."""
+        if not self.settings.certificate_pem:
+            return None
+        return certificate_thumbprints(self.settings.certificate_pem)
+
+    def get_token(self, *, force_refresh: bool = False) -> str:
+        """A valid access token; ``force_refresh`` asks the identity platform even if the cached one looks fine."""
+        credential = self._credential
+        seen = credential.access_token
+        if not force_refresh and seen and time.time() < credential.expires_at - EXPIRY_MARGIN:
+            return seen
+        with credential.lock:
+            current = credential.access_token
+            fresh = current and time.time() < credential.expires_at - EXPIRY_MARGIN
+            if fresh and (not force_refresh or current != seen):
+                return current  # type: ignore[return-value]  # another thread just renewed it
+            result = self._acquire(credential, force_refresh)
+            token = result["access_token"]
+            self._announce(token)
+            credential.access_token = token
+            credential.expires_at = time.time() + float(result.get("expires_in") or 3600)
+            return token
+
+    def _announce(self, secret: str | None) -> None:
+        if secret and self.on_new_secret is not None:
+            self.on_new_secret(secret)
+
+    def _acquire(self, credential: _Credential, force_refresh: bool) -> dict[str, Any]:
+        if self.settings.is_delegated:
+            return self._acquire_by_refresh_token(credential)
+        app = credential.get_app()
+        if force_refresh:
+            app.remove_tokens_for_client()
+        result = self._call(app.acquire_token_for_client, _graph_scopes(self.settings))
+        if "access_token" not in result:
+            raise auth_error(self.settings, result, "getting an app-only token")
+        return result
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        try:
+            return method(*args)
+        except Exception as exc:  # MSAL raises on 5xx and transport failures
+            raise OneDriveAuthError(
+                f"connection {self.settings.conn_id!r}: the identity platform at {self.settings.authority_host} "
+                f"did not answer ({type(exc).__name__}: {_scrub(str(exc), self.settings)[:200]}); retry later or "
+                "check network access"
+            ) from None
+
+    # -- delegated: refresh-token rotation ---------------------------------------------------------------
+    def _acquire_by_refresh_token(self, credential: _Credential) -> dict[str, Any]:
+        with self._store_lock():
+            refresh_token = self._newest_refresh_token(credential)
+            result = self._redeem(credential, refresh_token)
+            if result.get("error") == "invalid_grant":
+                # Another worker may have rotated the token meanwhile (stores without a lock): try its token once.
+                newer = self._newest_refresh_token(credential)
+                if newer != refresh_token:
+                    result = self._redeem(credential, newer)
+            if "access_token" not in result:
+                raise auth_error(self.settings, result, "redeeming the refresh token")
+            rotated = result.get("refresh_token")
+            if rotated and rotated != refresh_token:
+                self._announce(rotated)
+                record = StoredToken(rotated, origin=_token_fingerprint(self.settings.refresh_token))
+                credential.refresh_token = record
+                self._save(record)
+            return result
+
+    def _redeem(self, credential: _Credential, refresh_token: str) -> dict[str, Any]:
+        app = credential.get_app()
+        return self._call(app.acquire_token_by_refresh_token, refresh_token, _graph_scopes(self.settings))
+
+    def _newest_refresh_token(self, credential: _Credential) -> str:
+        """The newest refresh token descending from the connection's: store, this process, or the original."""
+        origin = _token_fingerprint(self.settings.refresh_token)
+        candidates = [credential.refresh_token]
+        try:
+            candidates.append(StoredToken.decode(self.store.load()))
+        except Exception as exc:
+            log.warning("connection %r: cannot read the refresh-token store (%s)", self.settings.conn_id, exc)
+        usable = [
+            c
+            for c in candidates
+            if c is not None and (c.origin is None or not self.settings.refresh_token or c.origin == origin)
+        ]
+        if usable:
+            newest = max(usable, key=lambda c: c.saved_at)
+            self._announce(newest.token)
+            return newest.token
+        if not self.settings.refresh_token:
+            raise OneDriveAuthError(
+                f"connection {self.settings.conn_id!r}: no refresh token in the connection or its token store; "
+                "sign in with `airflow-onedrive login` and put the refresh token in extra 'refresh_token'"
+            )
+        return self.settings.refresh_token
+
+    def _save(self, record: StoredToken) -> None:
+        try:
+            self.store.save(record.encode())
+        except Exception as exc:
+            log.warning(
+                "connection %r: the rotated refresh token could not be persisted (%s); this process keeps "
+                "using it, but the next run will start from an older one",
+                self.settings.conn_id,
+                exc,
+            )
+
+    @contextlib.contextmanager
+    def _store_lock(self) -> Iterator[None]:
+        lock = getattr(self.store, "lock", None)
+        if lock is None:
+            yield
+        else:
+            with lock():
+                yield
+
+
+def build_token_provider(
+    settings: ConnectionSettings,
+    *,
+    store: RefreshTokenStore | None = None,
+    on_new_secret: Callable[[str], None] | None = None,
+) -> MsalTokenProvider:
+    """The token provider for a connection; ``store`` is used only by delegated (refresh_token) credentials."""
+    if not settings.is_delegated:
+        store = NullTokenStore()
+    return MsalTokenProvider(settings, store=store, on_new_secret=on_new_secret)
+
+
+class DeviceCodeFlow:
+    """Delegated sign-in on another device (for ``airflow-onedrive login``): yields a refresh token.
+
+    ``flow = DeviceCodeFlow(settings); info = flow.initiate(); print(info["message"]); result = flow.poll()``.
+    """
+
+    def __init__(self, settings: ConnectionSettings, *, on_new_secret: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.on_new_secret = on_new_secret
+        self._app: Any = None
+        self._flow: dict[str, Any] | None = None
+
+    def initiate(self) -> dict[str, Any]:
+        """Start the flow; the result has ``user_code``, ``verification_uri`` and a ready-to-print ``message``."""
+        if self._app is None:
+            self._app = _build_app(self.settings)
+        flow = self._app.initiate_device_flow(scopes=_graph_scopes(self.settings))
+        if "user_code" not in flow:
+            raise auth_error(self.settings, flow, "starting the device-code sign-in")
+        self._flow = flow
+        return flow
+
+    def poll(self, timeout: float = 300.0) -> dict[str, Any]:
+        """Wait (at most ``timeout`` seconds) for the user to sign in; returns MSAL's token result."""
+        if self._flow is None:
+            raise OneDriveAuthError("DeviceCodeFlow.poll() called before initiate()")
+        flow = dict(self._flow)
+        flow["expires_at"] = min(float(flow.get("expires_at") or time.time() + timeout), time.time() + timeout)
+        result = self._app.acquire_token_by_device_flow(flow)
+        if "access_token" not in result:
+            if result.get("error") in ("authorization_pending", "expired_token", "slow_down"):
+                result = {**result, "error_description": f"nobody signed in within {timeout:.0f} s"}
+            raise auth_error(self.settings, result, "device-code sign-in")
+        for key in ("access_token", "refresh_token"):
+            if result.get(key) and self.on_new_secret is not None:
+                self.on_new_secret(result[key])
+        return result
