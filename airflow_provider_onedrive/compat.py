@@ -11,17 +11,29 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Connection, ObjectStoragePath, Variable, conf
+    from airflow.sdk import (
+        BaseHook,
+        BaseOperator,
+        BaseSensorOperator,
+        Connection,
+        ObjectStoragePath,
+        PokeReturnValue,
+        Variable,
+        conf,
+    )
+    from airflow.sdk.exceptions import AirflowException
     from airflow.sdk.log import mask_secret
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
+    "AirflowException",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
     "BaseTrigger",
     "Connection",
     "ObjectStoragePath",
+    "PokeReturnValue",
     "TriggerEvent",
     "Variable",
     "conf",
@@ -34,6 +46,8 @@ _SOURCES: dict[str, str] = {
     "BaseSensorOperator": "airflow.sdk",
     "Connection": "airflow.sdk",
     "ObjectStoragePath": "airflow.sdk",
+    "PokeReturnValue": "airflow.sdk",
+    "AirflowException": "airflow.sdk.exceptions",
     "Variable": "airflow.sdk",
     "conf": "airflow.sdk",
     "mask_secret": "airflow.sdk.log",
