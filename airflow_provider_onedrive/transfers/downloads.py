@@ -1,0 +1,358 @@
+"""Downloads: the pre-authenticated URL fetched without Authorization, streamed, resumed, verified, atomic.
+
+A file is streamed in 1 MiB blocks to a hidden temporary file beside the destination
+(``.<name>.<random>.partial``), hashed on the way; then fsync, size and quickXorHash checks, and ``os.replace``
+into place. A failure leaves the destination untouched and removes the temporary file. A stream cut short is
+continued with ``Range: bytes=N-`` (only a 206 whose Content-Range starts at N is accepted; a 200 restarts
+from zero); a 401/403/404/410 from the download host means the URL expired: a fresh one is fetched, and if the
+item's eTag changed meanwhile, the download starts over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+import requests
+import urllib3
+
+from airflow_provider_onedrive import paths
+from airflow_provider_onedrive.errors import (
+    OneDriveConflictError,
+    OneDriveError,
+    OneDriveIntegrityError,
+    OneDriveTransportError,
+    OneDriveValidationError,
+)
+from airflow_provider_onedrive.hashing import QuickXorHash
+from airflow_provider_onedrive.transfers.common import rewritable_by_sharepoint
+from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
+from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
+
+if TYPE_CHECKING:
+    from airflow_provider_onedrive.drive import OneDriveClient
+
+__all__ = ["Downloader"]
+
+log = logging.getLogger("airflow_provider_onedrive.transfers.downloads")
+
+BLOCK_SIZE = 1024 * 1024
+_URL_FIELD = "@microsoft.graph.downloadUrl"
+_EXPIRED = (401, 403, 404, 410)
+_STREAM_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+    OneDriveTransportError,
+)
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+#: Download URLs are short-lived; refresh cached ones for ranged reads after this many seconds.
+_URL_MAX_AGE = 600.0
+_MAX_STALLS = 6  # consecutive broken attempts that brought no new byte
+_MAX_REFRESHES = 4
+
+
+class _Restart(Exception):
+    """The download must start again from byte 0 (200 instead of 206, or the file changed)."""
+
+
+class _Sink:
+    """Where downloaded bytes go; ``reset()`` rewinds for a restart (impossible for non-seekable streams)."""
+
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        self.fileobj = fileobj
+        try:
+            self.start: int | None = fileobj.tell() if fileobj.seekable() else None
+        except (OSError, AttributeError):
+            self.start = None
+
+    def write(self, block: bytes) -> None:
+        self.fileobj.write(block)
+
+    def reset(self) -> None:
+        if self.start is None:
+            raise OneDriveTransportError("the download must restart, but the target stream cannot be rewound")
+        self.fileobj.seek(self.start)
+        self.fileobj.truncate(self.start)
+
+
+class Downloader:
+    """Download logic of one :class:`~airflow_provider_onedrive.drive.OneDriveClient`."""
+
+    def __init__(self, client: OneDriveClient) -> None:
+        self.client = client
+        self._urls: dict[str, tuple[str, float]] = {}
+
+    # -- URLs -----------------------------------------------------------------------------------------
+    def download_url(self, item: dict[str, Any], *, fresh: bool = False) -> str:
+        """A pre-authenticated URL for the item's bytes (cached briefly; ``fresh`` forces a new one)."""
+        item_id = item["id"]
+        cached = self._urls.get(item_id)
+        if cached and not fresh and time.monotonic() - cached[1] < _URL_MAX_AGE:
+            return cached[0]
+        url = None if fresh else item.get(_URL_FIELD)
+        if not url:
+            response = self.client.graph.request(
+                "GET",
+                f"{self.client.drive_base}/items/{item_id}/content",
+                allow_redirects=False,
+                stream=True,
+                action=f"GET content of {item.get('name', item_id)}",
+            )
+            response.close()
+            url = response.headers.get("Location")
+            if response.status_code not in (301, 302, 303, 307, 308) or not url:
+                raise OneDriveError(
+                    f"GET content of {item.get('name', item_id)}: expected a redirect to the download URL, "
+                    f"got HTTP {response.status_code}",
+                    status=response.status_code,
+                )
+        self.client.secret(url)
+        self._urls[item_id] = (url, time.monotonic())
+        return url
+
+    def _refresh(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Fresh metadata (and URL) for an item whose download URL stopped working."""
+        return self.client.graph.get_json(f"{self.client.drive_base}/items/{item['id']}")
+
+    # -- whole files ----------------------------------------------------------------------------------
+    def download_file(
+        self,
+        path: str,
+        local_path: str | os.PathLike[str],
+        *,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+        item: dict[str, Any] | None = None,
+    ) -> DownloadResult:
+        remote = paths.normalize(path)
+        target = os.path.abspath(os.fspath(local_path))
+        if os.path.isdir(target):
+            raise OneDriveValidationError(f"{target} is a directory; give the local file path to write")
+        if not overwrite and os.path.exists(target):
+            raise OneDriveConflictError(f"{target} already exists locally; pass overwrite=True to replace it")
+        item = item if item is not None else self.client.item(remote)
+        directory, name = os.path.split(target)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                result = self._stream(remote, item, _Sink(handle), progress, target)
+                handle.flush()
+                os.fsync(handle.fileno())
+            modified = parse_datetime((item.get("fileSystemInfo") or {}).get("lastModifiedDateTime"))
+            if modified is not None:
+                os.utime(tmp, (time.time(), modified.timestamp()))
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return result
+
+    def download_to(self, path: str, fileobj: IO[bytes], *, progress: ProgressCallback | None = None) -> DownloadResult:
+        remote = paths.normalize(path)
+        return self._stream(remote, self.client.item(remote), _Sink(fileobj), progress, None)
+
+    def _stream(
+        self,
+        remote: str,
+        item: dict[str, Any],
+        sink: _Sink,
+        progress: ProgressCallback | None,
+        local_path: str | None,
+    ) -> DownloadResult:
+        if "file" not in item:
+            raise OneDriveValidationError(f"{remote or '/'} is a folder, not a file; use download_folder")
+        started = time.monotonic()
+        reporter = self.client.reporter(remote, int(item.get("size") or 0) or None, "download", progress)
+        url = self.download_url(item)
+        hasher = QuickXorHash()
+        done = 0
+        total: int | None = None
+        resumed = stalls = refreshes = 0
+        while True:
+            before = done
+            try:
+                total = self._fetch(url, remote, done, sink, hasher, reporter)
+                if total is not None and hasher.length < total:
+                    raise OneDriveTransportError(f"download {remote}: the stream ended early")
+                break
+            except _Restart:
+                sink.reset()
+                hasher, total = QuickXorHash(), None
+                reporter.set(0)
+            except _ExpiredUrl:
+                refreshes += 1
+                if refreshes > _MAX_REFRESHES:
+                    raise OneDriveTransportError(f"download {remote}: the download URL kept expiring") from None
+                fresh = self._refresh(item)
+                if fresh.get("eTag") != item.get("eTag") and hasher.length:
+                    log.warning("download %s: the file changed during the download; starting over", remote)
+                    sink.reset()
+                    hasher, total = QuickXorHash(), None
+                    reporter.set(0)
+                item = fresh
+                url = self.download_url(item, fresh=True)
+            except _STREAM_ERRORS as exc:
+                stalls = stalls + 1 if hasher.length == before else 1
+                if stalls >= _MAX_STALLS:
+                    raise OneDriveTransportError(
+                        f"download {remote}: the connection kept failing ({type(exc).__name__}) at byte "
+                        f"{hasher.length}",
+                        attempts=stalls,
+                    ) from None
+                log.warning(
+                    "download %s: stream broke at byte %d (%s); resuming", remote, hasher.length, type(exc).__name__
+                )
+                resumed += 1
+                time.sleep(min(2.0, 0.1 * 2**stalls))
+            done = hasher.length
+        size = hasher.length
+        digest = hasher.b64digest()
+        self._verify(remote, item, size, digest, total)
+        reporter.set(size)
+        elapsed = time.monotonic() - started
+        log.info("download %s: %d bytes in %.2f s%s", remote, size, elapsed, f", resumed {resumed}x" if resumed else "")
+        return DownloadResult(
+            path=remote,
+            local_path=local_path,
+            size=size,
+            id=item.get("id", ""),
+            hash=digest,
+            elapsed=round(elapsed, 6),
+            resumed=resumed,
+        )
+
+    def _fetch(
+        self, url: str, remote: str, offset: int, sink: _Sink, hasher: QuickXorHash, reporter: ProgressReporter
+    ) -> int | None:
+        """One GET from ``offset`` to the end into ``sink``; returns the total size the server announced."""
+        headers = {"Range": f"bytes={offset}-"} if offset else None
+        response = self.client.graph.request(
+            "GET",
+            url,
+            headers=headers,
+            stream=True,
+            authenticated=False,
+            ok_statuses=(*_EXPIRED, 416),
+            action=f"download {remote}",
+        )
+        with response:
+            status = response.status_code
+            if status in _EXPIRED:
+                raise _ExpiredUrl
+            if status == 416:
+                raise _Restart
+            total = None
+            if offset:
+                match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                if status != 206 or not match or int(match.group(1)) != offset:
+                    log.info("download %s: the server did not resume at byte %d; restarting", remote, offset)
+                    raise _Restart
+                total = int(match.group(3)) if match.group(3) != "*" else None
+            elif response.headers.get("Content-Length", "").isdigit():
+                total = int(response.headers["Content-Length"])
+            for block in response.iter_content(BLOCK_SIZE):
+                sink.write(block)
+                hasher.update(block)
+                reporter.set(hasher.length)
+            return total
+
+    def _verify(self, remote: str, item: dict[str, Any], size: int, digest: str, total: int | None) -> None:
+        if total is not None and size != total:
+            raise OneDriveIntegrityError(f"download {remote}: received {size} bytes, the server announced {total}")
+        if not self.client.verify_hashes:
+            return
+        expected = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
+        if expected is None:
+            if total is None and item.get("size") is not None and int(item["size"]) != size:
+                raise OneDriveIntegrityError(f"download {remote}: received {size} bytes, item size is {item['size']}")
+            return
+        if expected == digest:
+            return
+        what = f"quickXorHash {digest} of the {size} bytes received differs from the server's {expected}"
+        if self.client.lenient_office_hashes and rewritable_by_sharepoint(remote):
+            log.warning("download %s: %s (SharePoint rewrites Office/PDF/HTML files; accepted)", remote, what)
+            return
+        raise OneDriveIntegrityError(f"download {remote}: {what}")
+
+    # -- ranges ---------------------------------------------------------------------------------------
+    def read_range(self, target: str | RemoteItem | dict[str, Any], start: int, length: int) -> bytes:
+        """Bytes ``start``..``start+length`` of a file (fewer at the end of the file) via an HTTP Range."""
+        if start < 0 or length < 0:
+            raise OneDriveValidationError(f"invalid range start={start} length={length}")
+        if isinstance(target, RemoteItem):
+            item = target.raw or self.client.item(target.path)
+        elif isinstance(target, dict):
+            item = target
+        else:
+            item = self.client.item(target)
+        size = int(item.get("size") or 0)
+        if length == 0 or start >= size:
+            return b""
+        end = min(start + length, size) - 1
+        fresh = False
+        stalls = 0
+        while True:
+            url = self.download_url(item, fresh=fresh)
+            try:
+                return self._read_range_once(url, start, end)
+            except _ExpiredUrl:
+                if fresh:
+                    raise OneDriveTransportError(f"ranged read of {item.get('name')}: download URL refused") from None
+                item, fresh = self._refresh(item), True
+            except _STREAM_ERRORS as exc:
+                stalls += 1
+                if stalls >= _MAX_STALLS:
+                    raise OneDriveTransportError(
+                        f"ranged read of {item.get('name')} failed ({type(exc).__name__})", attempts=stalls
+                    ) from None
+                time.sleep(min(2.0, 0.1 * 2**stalls))
+
+    def _read_range_once(self, url: str, start: int, end: int) -> bytes:
+        response = self.client.graph.request(
+            "GET",
+            url,
+            headers={"Range": f"bytes={start}-{end}"},
+            stream=True,
+            authenticated=False,
+            ok_statuses=(*_EXPIRED, 416),
+            action="ranged read",
+        )
+        with response:
+            if response.status_code in _EXPIRED:
+                raise _ExpiredUrl
+            if response.status_code == 416:
+                return b""
+            want = end - start + 1
+            if response.status_code == 206:
+                match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                if not match or int(match.group(1)) != start:
+                    raise OneDriveTransportError("ranged read: the server answered another range")
+                data = response.raw.read(want, decode_content=True)
+                if len(data) < min(want, int(match.group(2)) - start + 1):
+                    raise OneDriveTransportError("ranged read ended early")
+                return data
+            # The server ignored the Range (200): skip to ``start`` in the full body.
+            skipped = 0
+            out = bytearray()
+            for block in response.iter_content(BLOCK_SIZE):
+                if skipped + len(block) <= start:
+                    skipped += len(block)
+                    continue
+                out += block[max(0, start - skipped) :]
+                skipped += len(block)
+                if len(out) >= want:
+                    break
+            return bytes(out[:want])
+
+
+class _ExpiredUrl(Exception):
+    """The download host refused the pre-authenticated URL (expired): fetch a fresh one."""

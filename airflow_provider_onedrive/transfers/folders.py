@@ -1,0 +1,161 @@
+"""Folder transfers: a local tree up, a remote tree down, with a bounded pool of workers.
+
+Everything is checked before the first request: local names OneDrive refuses and names that would clash
+case-insensitively (``Report.csv`` and ``report.csv`` in one folder) raise OneDriveValidationError. Every file
+is attempted; if some fail, the first failure is raised once all are done, with a note counting the others.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
+
+from airflow_provider_onedrive import paths
+from airflow_provider_onedrive.errors import OneDriveValidationError
+from airflow_provider_onedrive.transfers.models import DownloadResult, UploadResult
+from airflow_provider_onedrive.transfers.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from airflow_provider_onedrive.drive import OneDriveClient
+
+__all__ = ["download_folder", "plan_upload", "upload_folder"]
+
+R = TypeVar("R")
+
+
+def plan_upload(local_dir: str, remote: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Remote folders to create and (local file, remote path) pairs, after validation and clash detection."""
+    if not os.path.isdir(local_dir):
+        raise OneDriveValidationError(f"{local_dir} is not a local directory")
+    remote = paths.normalize(remote)
+    folders: list[str] = []
+    files: list[tuple[str, str]] = []
+    seen: dict[tuple[str, str], list[str]] = defaultdict(list)
+    problems: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(local_dir):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, local_dir)
+        rel_parts = [] if rel == "." else rel.split(os.sep)
+        parent = "/".join([remote, *rel_parts]).strip("/")
+        for name, is_dir in [(d, True) for d in dirnames] + [(f, False) for f in sorted(filenames)]:
+            try:
+                paths.validate_name(name, path=os.path.join(dirpath, name))
+            except OneDriveValidationError as exc:
+                problems.append(str(exc))
+                continue
+            seen[(parent.casefold(), name.casefold())].append(os.path.join(dirpath, name))
+            target = f"{parent}/{name}" if parent else name
+            if is_dir:
+                folders.append(target)
+            else:
+                files.append((os.path.join(dirpath, name), target))
+    clashes = [group for group in seen.values() if len(group) > 1]
+    for group in clashes:
+        problems.append(
+            "these local names differ only by case and would be the same OneDrive item: " + ", ".join(sorted(group))
+        )
+    if problems:
+        raise OneDriveValidationError(
+            f"cannot upload {local_dir}: " + "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else "")
+        )
+    for _, target in files:
+        paths.normalize(target)  # checks the 400-character path limit
+    return folders, files
+
+
+def _run_all(pool: ThreadPoolExecutor, jobs: list[Callable[[], R]]) -> list[R]:
+    """Run every job; raise the first failure (noting how many failed) after all have finished."""
+    futures: list[Future[R]] = [pool.submit(job) for job in jobs]
+    return _collect(futures)
+
+
+def _collect(futures: list[Future[R]]) -> list[R]:
+    results: list[R] = []
+    errors: list[BaseException] = []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except BaseException as exc:
+            errors.append(exc)
+    if errors:
+        first = errors[0]
+        if len(errors) > 1:
+            first.add_note(f"{len(errors)} of {len(futures)} transfers failed; this is the first")
+        raise first
+    return results
+
+
+def upload_folder(
+    client: OneDriveClient,
+    local_dir: str | os.PathLike[str],
+    remote: str,
+    *,
+    conflict: str,
+    max_workers: int | None,
+    preserve_mtime: bool,
+    progress: ProgressCallback | None,
+) -> list[UploadResult]:
+    local = os.fspath(local_dir)
+    folders, files = plan_upload(local, remote)
+    root = paths.normalize(remote)
+    with ThreadPoolExecutor(max_workers or client.max_workers, thread_name_prefix="onedrive-up") as pool:
+        if root:
+            client.mkdir(root, parents=True, exist_ok=True)
+        by_depth: dict[int, list[str]] = defaultdict(list)
+        for folder in folders:
+            by_depth[folder.count("/")].append(folder)
+        for depth in sorted(by_depth):
+            _run_all(pool, [lambda f=f: client.mkdir(f, parents=True, exist_ok=True) for f in by_depth[depth]])
+        results = _run_all(
+            pool,
+            [
+                lambda src=src, dst=dst: client.upload_file(
+                    src, dst, conflict=conflict, preserve_mtime=preserve_mtime, progress=progress
+                )
+                for src, dst in files
+            ],
+        )
+    return sorted(results, key=lambda r: r.path)
+
+
+def download_folder(
+    client: OneDriveClient,
+    remote: str,
+    local_dir: str | os.PathLike[str],
+    *,
+    max_workers: int | None,
+    overwrite: bool,
+    progress: ProgressCallback | None,
+) -> list[DownloadResult]:
+    top = paths.normalize(remote)
+    local = os.path.abspath(os.fspath(local_dir))
+    os.makedirs(local, exist_ok=True)
+    futures: list[Future[DownloadResult]] = []
+    workers = max_workers or client.max_workers
+    with ThreadPoolExecutor(workers, thread_name_prefix="onedrive-down") as pool:
+        try:
+            for folder, dirs, files in client.walk(top, detail=True):
+                rel = folder[len(top) :].strip("/") if top else folder
+                target_dir = os.path.join(local, *rel.split("/")) if rel else local
+                for sub in dirs:
+                    os.makedirs(os.path.join(target_dir, sub.name), exist_ok=True)
+                for item in files:
+                    futures.append(
+                        pool.submit(
+                            client._downloader.download_file,
+                            item.path,
+                            os.path.join(target_dir, item.name),
+                            overwrite=overwrite,
+                            progress=progress,
+                            item=item.raw,
+                        )
+                    )
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        results = _collect(futures)
+    return sorted(results, key=lambda r: r.path)

@@ -1,0 +1,168 @@
+"""Value objects the transfer engine returns: remote items, transfer results and progress events.
+
+All of them are small frozen dataclasses with a JSON-able ``to_dict()`` (Airflow pushes them to XCom).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_provider_onedrive import paths
+
+__all__ = [
+    "DownloadResult",
+    "ProgressEvent",
+    "RemoteItem",
+    "UploadResult",
+    "format_datetime",
+    "parse_datetime",
+]
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_datetime(value: str | None) -> datetime | None:
+    """Parse a Graph timestamp (``2024-01-02T03:04:05.1234567Z``) into an aware UTC datetime."""
+    if not value:
+        return None
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value.strip()).replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def format_datetime(moment: datetime | float) -> str:
+    """A Graph timestamp with millisecond precision from a datetime or a POSIX time."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class RemoteItem:
+    """A file or folder in a drive. ``path`` is relative to the drive root ('' for the root)."""
+
+    path: str
+    name: str
+    size: int
+    modified: datetime | None
+    created: datetime | None
+    id: str
+    etag: str | None
+    ctag: str | None
+    quick_xor_hash: str | None
+    is_folder: bool
+    mime_type: str | None
+    child_count: int | None
+    web_url: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def is_file(self) -> bool:
+        return not self.is_folder
+
+    @classmethod
+    def from_graph(cls, raw: dict[str, Any], path: str) -> RemoteItem:
+        """Build from a driveItem; ``path`` is where we addressed it (Graph's own parent path is not reliable)."""
+        file_facet = raw.get("file") or {}
+        folder_facet = raw.get("folder")
+        fs_info = raw.get("fileSystemInfo") or {}
+        return cls(
+            path=path,
+            name=raw.get("name", "") if path else "",
+            size=int(raw.get("size") or 0),
+            modified=parse_datetime(fs_info.get("lastModifiedDateTime") or raw.get("lastModifiedDateTime")),
+            created=parse_datetime(fs_info.get("createdDateTime") or raw.get("createdDateTime")),
+            id=raw.get("id", ""),
+            etag=raw.get("eTag"),
+            ctag=raw.get("cTag"),
+            quick_xor_hash=(file_facet.get("hashes") or {}).get("quickXorHash"),
+            is_folder=folder_facet is not None or "root" in raw,
+            mime_type=file_facet.get("mimeType"),
+            child_count=folder_facet.get("childCount") if isinstance(folder_facet, dict) else None,
+            web_url=raw.get("webUrl"),
+            raw=raw,
+        )
+
+    @classmethod
+    def child_of(cls, folder: str, raw: dict[str, Any]) -> RemoteItem:
+        return cls.from_graph(raw, paths.join(folder, raw["name"]) if folder else raw["name"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (datetimes as ISO 8601 strings), without the raw driveItem."""
+        data = {k: v for k, v in asdict(self).items() if k != "raw"}
+        for key in ("modified", "created"):
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """Outcome of one upload.
+
+    ``status`` is ``created``, ``replaced``, ``renamed`` (conflict="rename" picked another name; ``path`` is the
+    new one) or ``identical`` (the destination already held the same bytes: nothing new was committed).
+    """
+
+    path: str
+    size: int
+    id: str
+    hash: str | None
+    status: str
+    elapsed: float
+    bytes_sent: int
+    resumed_from: int = 0
+    source: str | None = None
+
+    @property
+    def already_present(self) -> bool:
+        return self.status == "identical"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["already_present"] = self.already_present
+        return data
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """Outcome of one download. ``resumed`` counts how often a broken stream was continued with a Range."""
+
+    path: str
+    local_path: str | None
+    size: int
+    id: str
+    hash: str | None
+    elapsed: float
+    resumed: int = 0
+    status: str = "downloaded"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Progress of one transfer; ``total`` is None when the size is not known yet."""
+
+    path: str
+    bytes_done: int
+    total: int | None
+    elapsed: float
+    direction: str
+
+    @property
+    def fraction(self) -> float | None:
+        return None if not self.total else min(1.0, self.bytes_done / self.total)
+
+    @property
+    def rate(self) -> float:
+        """Bytes per second so far."""
+        return self.bytes_done / self.elapsed if self.elapsed > 0 else 0.0
