@@ -32,7 +32,8 @@ from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteIte
 from airflow_provider_onedrive.transfers.operations import CopyMonitor, Operations
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
 from airflow_provider_onedrive.transfers.state import UploadStateStore
-from airflow_provider_onedrive.transfers.uploads import Uploader, UploadSession, check_fragment_size
+from airflow_provider_onedrive.transfers.uploads import Uploader, check_fragment_size
+from airflow_provider_onedrive.transfers.writer import UploadSession
 
 __all__ = ["DriveLike", "OneDriveClient"]
 

@@ -7,7 +7,7 @@
 
 from airflow_provider_onedrive.transfers.models import DownloadResult, ProgressEvent, RemoteItem, UploadResult
 from airflow_provider_onedrive.transfers.operations import CopyMonitor, OneDriveCopyTimeoutError
-from airflow_provider_onedrive.transfers.uploads import UploadSession
+from airflow_provider_onedrive.transfers.writer import UploadSession
 
 __all__ = [
     "CopyMonitor",
