@@ -20,7 +20,7 @@ __all__ = ["DriveLocator"]
 
 
 def _segment(value: str) -> str:
-    return quote(value, safe="-._~@,")
+    return quote(value, safe="-._~@,!$'()*+;=")
 
 
 class DriveLocator:
