@@ -1,0 +1,312 @@
+"""OneDriveFileTrigger: the deferred half of OneDriveFileSensor, run by the triggerer.
+
+One triggerer runs thousands of triggers on one event loop, so nothing here may block it: Graph is polled
+with ``httpx.AsyncClient``, throttling waits are ``asyncio.sleep``, and the blocking parts (reading the
+connection, MSAL token acquisition, loading a CA bundle, resolving a SharePoint site) run in worker threads,
+once per connection and event loop, shared by every trigger watching through that connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_onedrive.compat import BaseTrigger, TriggerEvent
+from airflow_provider_onedrive.errors import (
+    OneDriveError,
+    OneDriveServerError,
+    OneDriveThrottledError,
+    OneDriveTransportError,
+    error_from_response,
+)
+from airflow_provider_onedrive.paths import item_path, parent_and_name
+from airflow_provider_onedrive.retry import RetryPolicy, parse_retry_after
+from airflow_provider_onedrive.sensors.matching import FileCriteria, compact_item
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["OneDriveFileTrigger"]
+
+#: Only the fields matching needs, so listing pages stay small.
+_SELECT = "id,name,size,eTag,lastModifiedDateTime,file,folder,root"
+#: How long a connection's shared state (settings, drive, TLS context) is reused before it is read again.
+_SESSION_TTL = 600.0
+#: How long an access token is reused before asking the token provider again (a 401 refreshes it sooner).
+_TOKEN_TTL = 120.0
+
+
+class OneDriveFileTrigger(BaseTrigger):
+    """Poll a drive until files match, then fire ``{"status": "success", "matches": [...]}``.
+
+    Errors fire ``{"status": "error", "message": ...}`` (never a secret). Parameters are those of
+    :class:`~airflow_provider_onedrive.sensors.onedrive.OneDriveFileSensor`, already rendered.
+
+    :param poke_interval: seconds between polls.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        onedrive_conn_id: str = "onedrive_default",
+        min_size: int | None = None,
+        modified_after: str | None = None,
+        stable_for: float = 0.0,
+        case_sensitive: bool = False,
+        poke_interval: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.onedrive_conn_id = onedrive_conn_id
+        self.min_size = min_size
+        self.modified_after = modified_after
+        self.stable_for = stable_for
+        self.case_sensitive = case_sensitive
+        self.poke_interval = poke_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "path": self.path,
+                "onedrive_conn_id": self.onedrive_conn_id,
+                "min_size": self.min_size,
+                "modified_after": self.modified_after,
+                "stable_for": self.stable_for,
+                "case_sensitive": self.case_sensitive,
+                "poke_interval": self.poke_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            criteria = FileCriteria(self.path, self.min_size, self.modified_after, self.stable_for, self.case_sensitive)
+            session = await _sessions.get(self.onedrive_conn_id)
+            matches = await self._wait(session, criteria)
+        except OneDriveError as exc:
+            yield TriggerEvent({"status": "error", "message": str(exc)})
+            return
+        except Exception as exc:  # anything unexpected ends the wait with a message, not a silent hang
+            self.log.exception("OneDriveFileTrigger for %s failed", self.path)
+            yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+            return
+        yield TriggerEvent({"status": "success", "matches": matches})
+
+    async def _wait(self, session: _Session, criteria: FileCriteria) -> list[dict[str, Any]]:
+        import httpx
+
+        async with session.http_client(httpx) as http:
+            poller = _Poller(session, http, criteria)
+            while True:
+                records = await poller.candidates()
+                matches = criteria.select(records, time.time())
+                if matches:
+                    self.log.info("Found %d matching file(s) for %s", len(matches), self.path)
+                    return matches
+                await asyncio.sleep(self.poke_interval)
+
+
+@dataclass
+class _Session:
+    """What every trigger of one connection shares on one event loop."""
+
+    conn_id: str
+    graph_url: str
+    drive_base: str
+    provider: Any
+    verify: Any
+    proxies: dict[str, str]
+    timeout: tuple[float, float]
+    created: float = field(default_factory=time.monotonic)
+    _token: str | None = None
+    _token_at: float = 0.0
+    _token_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() - self.created > _SESSION_TTL
+
+    async def token(self) -> str:
+        """A Graph access token; MSAL runs in a thread, and concurrent callers share one acquisition."""
+        async with self._token_lock:
+            if self._token is None or time.monotonic() - self._token_at > _TOKEN_TTL:
+                await self._acquire(force_refresh=False)
+            return self._token  # type: ignore[return-value]
+
+    async def refresh(self, rejected: str) -> None:
+        """Graph refused ``rejected`` (401): get a fresh token, once for all triggers that saw it refused."""
+        async with self._token_lock:
+            if self._token == rejected:
+                await self._acquire(force_refresh=True)
+
+    async def _acquire(self, *, force_refresh: bool) -> None:
+        self._token = await asyncio.to_thread(self.provider.get_token, force_refresh=force_refresh)
+        self._token_at = time.monotonic()
+
+    def http_client(self, httpx: Any) -> httpx.AsyncClient:
+        from airflow_provider_onedrive.graph import USER_AGENT
+
+        mounts = {
+            f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=self.verify)
+            for scheme, url in self.proxies.items()
+        }
+        return httpx.AsyncClient(
+            verify=self.verify,
+            mounts=mounts or None,
+            timeout=httpx.Timeout(self.timeout[1], connect=self.timeout[0]),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
+
+
+def _build_session(conn_id: str) -> _Session:
+    """Blocking set-up (connection, token provider, drive lookup, TLS context): run in a thread."""
+    import ssl
+
+    import httpx
+
+    from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
+
+    hook = OneDriveHook(onedrive_conn_id=conn_id)
+    settings = hook.get_settings()
+    provider = hook.get_token_provider()
+    drive_base = hook.get_drive_base()
+    verify = ssl.create_default_context(cafile=settings.ca_bundle) if settings.ca_bundle else httpx.create_ssl_context()
+    return _Session(
+        conn_id=conn_id,
+        graph_url=settings.graph_url,
+        drive_base=drive_base,
+        provider=provider,
+        verify=verify,
+        proxies=settings.proxies_dict,
+        timeout=settings.timeout,
+    )
+
+
+class _SessionCache:
+    """One set-up per connection and event loop, however many triggers start at once."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task[_Session]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def get(self, conn_id: str) -> _Session:
+        loop = asyncio.get_running_loop()
+        tasks = self._by_loop.setdefault(loop, {})
+        task = tasks.get(conn_id)
+        if task is not None and task.done() and (task.exception() is not None or task.result().expired):
+            task = None
+        if task is None:
+            task = tasks[conn_id] = loop.create_task(asyncio.to_thread(_build_session, conn_id))
+        try:
+            return await asyncio.shield(task)
+        except BaseException:
+            if tasks.get(conn_id) is task and task.done():
+                del tasks[conn_id]  # a failed set-up is retried by the next trigger, not cached
+            raise
+
+
+_sessions = _SessionCache()
+
+
+class _Poller:
+    """Lists what the criteria could match, following nextLink, with Retry-After-aware retries."""
+
+    def __init__(self, session: _Session, http: httpx.AsyncClient, criteria: FileCriteria) -> None:
+        self.session = session
+        self.http = http
+        self.criteria = criteria
+        self.retry = RetryPolicy()
+        self.origin = _origin(session.graph_url)
+
+    def url(self, relative: str) -> str:
+        return f"{self.session.graph_url}/{relative}"
+
+    async def candidates(self) -> list[dict[str, Any]]:
+        glob = self.criteria.glob
+        base = self.session.drive_base
+        if not glob.is_glob:
+            item = await self.get_json(self.url(item_path(base, glob.base)), {"$select": _SELECT})
+            return [] if item is None else [compact_item(item, parent=parent_and_name(glob.base)[0])]
+        max_depth = None if "**" in glob.segments else len(glob.segments)
+        records: list[dict[str, Any]] = []
+        folders = [(glob.base, 1)]
+        while folders:
+            folder, depth = folders.pop()
+            url = self.url(item_path(base, folder, "children"))
+            params: dict[str, str] | None = {"$top": "1000", "$select": _SELECT}
+            while url:
+                page = await self.get_json(url, params)
+                if page is None:
+                    break  # the folder is not there (yet): nothing to match
+                for raw in page.get("value", []):
+                    record = compact_item(raw, parent=folder)
+                    records.append(record)
+                    if record["is_folder"] and glob.recursive and (max_depth is None or depth < max_depth):
+                        folders.append((record["path"], depth + 1))
+                url, params = page.get("@odata.nextLink"), None
+                if url and _origin(url) != self.origin:
+                    raise OneDriveError(
+                        f"refusing to follow @odata.nextLink to {urlsplit(url).netloc}: not the configured Graph "
+                        "host, and the access token would leak"
+                    )
+        return records
+
+    async def get_json(self, url: str, params: dict[str, str] | None) -> dict[str, Any] | None:
+        """GET a Graph resource: its JSON, or None on 404. Retries per the policy; raises OneDriveError."""
+        import httpx
+
+        action = f"GET {urlsplit(url).path}"
+        attempt = 0
+        refreshed = False
+        started = time.monotonic()
+        while True:
+            attempt += 1
+            token = await self.session.token()
+            try:
+                response = await self.http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+            except httpx.TransportError as exc:
+                if attempt >= self.retry.max_attempts or time.monotonic() - started > self.retry.max_total:
+                    raise OneDriveTransportError(
+                        f"{action} failed: connection error ({type(exc).__name__})", attempts=attempt
+                    ) from None
+                await asyncio.sleep(self.retry.backoff(attempt))
+                continue
+            status = response.status_code
+            if status == 200:
+                return response.json()
+            if status == 404:
+                return None
+            if status == 401 and not refreshed:
+                refreshed = True
+                await self.session.refresh(token)
+                attempt -= 1  # the refresh retry does not consume the retry budget
+                continue
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if self.retry.is_retryable_status(status) and self._may_retry(attempt, status, retry_after, started):
+                wait = self.retry.delay(attempt, status, retry_after)
+                await asyncio.sleep(wait)
+                continue
+            error = error_from_response(response, action, attempts=attempt)
+            if isinstance(error, OneDriveThrottledError | OneDriveServerError):
+                error.message += "; Graph kept failing beyond the retry policy"
+            raise error
+
+    def _may_retry(self, attempt: int, status: int, retry_after: float | None, started: float) -> bool:
+        if attempt >= self.retry.attempts_for(status):
+            return False
+        if retry_after is not None and retry_after > self.retry.max_retry_after:
+            return False
+        return time.monotonic() - started + (retry_after or 0.0) <= self.retry.max_total
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
