@@ -213,10 +213,10 @@ class Operations:
     def move(self, src: str, dst: str, *, conflict: str) -> RemoteItem:
         check_conflict(conflict)
         src = self._check_source(src, "move")
+        if (paths.normalize(dst) + "/").lower().startswith(src.lower() + "/"):
+            raise OneDriveValidationError(f"cannot move {src} into itself ({paths.normalize(dst)})")
         parent, parent_item, name = self._destination(src, dst)
         new_path = paths.join(parent, name) if parent else name
-        if new_path.lower().startswith(src.lower() + "/"):
-            raise OneDriveValidationError(f"cannot move {src} into itself ({new_path})")
         client = self.client
         response = client.graph.request(
             "PATCH",
