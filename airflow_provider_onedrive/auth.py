@@ -168,6 +168,7 @@ def auth_error(settings: ConnectionSettings, result: dict[str, Any], doing: str)
     code = str(result.get("error") or "unknown_error")
     description = _scrub(str(result.get("error_description") or ""), settings)
     first_line = description.strip().splitlines()[0] if description.strip() else code
+    first_line = first_line.split(" Trace ID:", 1)[0].strip()  # the rest is per-request noise
     message = f"connection {settings.conn_id!r}: {doing} failed: {first_line}"
     aadsts = first_line.split(":", 1)[0].strip()
     hint = _HINTS.get(aadsts)

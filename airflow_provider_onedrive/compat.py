@@ -37,7 +37,9 @@ __all__ = [
     "TriggerEvent",
     "Variable",
     "conf",
+    "get_variable",
     "mask_secret",
+    "set_variable",
 ]
 
 _SOURCES: dict[str, str] = {
@@ -63,6 +65,38 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
+
+
+def _in_task() -> bool:
+    """True inside a running task (the Task SDK talks to its supervisor); False in servers, CLIs, scripts."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:
+        return False
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+
+
+def get_variable(key: str) -> str | None:
+    """An Airflow Variable's value or None: through the Task SDK in a task, else the metadata DB."""
+    if _in_task():
+        from airflow.sdk import Variable as SdkVariable
+
+        return SdkVariable.get(key, default=None)
+    from airflow.models.variable import Variable as DbVariable
+
+    return DbVariable.get(key, default_var=None)
+
+
+def set_variable(key: str, value: str, description: str | None = None) -> None:
+    """Create or update an Airflow Variable: through the Task SDK in a task, else the metadata DB."""
+    if _in_task():
+        from airflow.sdk import Variable as SdkVariable
+
+        SdkVariable.set(key, value, description=description)
+        return
+    from airflow.models.variable import Variable as DbVariable
+
+    DbVariable.set(key, value, description=description)
 
 
 def __dir__() -> list[str]:

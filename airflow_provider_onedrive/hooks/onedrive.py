@@ -54,10 +54,10 @@ class VariableTokenStore:
         self.key = key
 
     def load(self) -> str | None:
-        from airflow_provider_onedrive.compat import Variable, mask_secret
+        from airflow_provider_onedrive.compat import get_variable, mask_secret
 
         try:
-            value = Variable.get(self.key, default=None)
+            value = get_variable(self.key)
         except Exception as exc:
             log.warning("cannot read Airflow Variable %r (%s); using the connection's refresh token", self.key, exc)
             return None
@@ -66,10 +66,10 @@ class VariableTokenStore:
         return value
 
     def save(self, token: str) -> None:
-        from airflow_provider_onedrive.compat import Variable, mask_secret
+        from airflow_provider_onedrive.compat import mask_secret, set_variable
 
         mask_secret(token)
-        Variable.set(self.key, token, description="Newest OneDrive refresh token (managed by OneDriveHook)")
+        set_variable(self.key, token, description="Newest OneDrive refresh token (managed by OneDriveHook)")
 
 
 class OneDriveHook(BaseHook):
