@@ -10,7 +10,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_onedrive.errors import OneDriveValidationError
+from airflow_provider_onedrive.errors import OneDriveNotFoundError, OneDriveValidationError
 from airflow_provider_onedrive.operators.base import (
     OneDriveBaseOperator,
     check_conflict,
@@ -54,6 +54,7 @@ class OneDriveListOperator(OneDriveBaseOperator):
     :param case_sensitive: match ``pattern`` exactly (OneDrive names are case-insensitive, so the default is not).
     :param paths_only: push a list of path strings instead of dicts.
     :param max_items: fail instead of pushing more than this many items (guards XCom and mapping limits).
+    :param missing_ok: a missing ``folder`` lists as empty instead of failing with a not-found error.
     :param onedrive_conn_id: the ``onedrive`` connection (templated).
     :return: (XCom) ``[{"path", "name", "size", "modified", "is_folder", "id", "quick_xor_hash"}, ...]`` sorted by
         path, or ``["path", ...]`` with ``paths_only``. ``modified`` is the drive's ISO 8601 UTC timestamp.
@@ -73,6 +74,7 @@ class OneDriveListOperator(OneDriveBaseOperator):
         case_sensitive: bool = False,
         paths_only: bool = False,
         max_items: int | None = None,
+        missing_ok: bool = False,
         onedrive_conn_id: str = "onedrive_default",
         **kwargs: Any,
     ) -> None:
@@ -90,6 +92,7 @@ class OneDriveListOperator(OneDriveBaseOperator):
         self.case_sensitive = case_sensitive
         self.paths_only = paths_only
         self.max_items = max_items
+        self.missing_ok = missing_ok
         if not is_templated(folder):
             remote_path_or_glob(folder, what="folder", allow_root=True)
         if not is_templated(modified_since):
@@ -100,17 +103,18 @@ class OneDriveListOperator(OneDriveBaseOperator):
         if has_magic(folder):
             raise OneDriveValidationError(f"folder {self.folder!r} is a glob; put the wildcard in pattern")
         since = parse_datetime(self.modified_since, what="modified_since")
-        records = []
+        records: list[dict[str, Any]] = []
         with self.client() as client:
-            for item in client.ls(folder, recursive=self.recursive):
-                record = compact_item(item)
-                if self._wanted(record, folder, since):
-                    records.append(xcom_record(record))
-                    if self.max_items is not None and len(records) > self.max_items:
-                        raise OneDriveValidationError(
-                            f"listing {folder or '(drive root)'} found more than max_items={self.max_items} "
-                            "matching items; narrow folder/pattern or raise max_items"
-                        )
+            try:
+                for item in client.ls(folder, recursive=self.recursive):
+                    record = compact_item(item)
+                    if self._wanted(record, folder, since):
+                        records.append(xcom_record(record))
+                        self._check_count(len(records), folder)
+            except OneDriveNotFoundError:
+                if not self.missing_ok:
+                    raise
+                self.log.info("Folder %s does not exist; listing it as empty (missing_ok)", folder)
         records.sort(key=lambda r: r["path"].lower())
         total = sum(r["size"] for r in records if not r["is_folder"])
         self.log.info(
@@ -121,6 +125,13 @@ class OneDriveListOperator(OneDriveBaseOperator):
             total,
         )
         return [r["path"] for r in records] if self.paths_only else records
+
+    def _check_count(self, count: int, folder: str) -> None:
+        if self.max_items is not None and count > self.max_items:
+            raise OneDriveValidationError(
+                f"listing {folder or '(drive root)'} found more than max_items={self.max_items} matching items; "
+                "narrow folder/pattern or raise max_items"
+            )
 
     def _wanted(self, record: dict[str, Any], folder: str, since: Any) -> bool:
         if (self.files_only and record["is_folder"]) or (self.folders_only and not record["is_folder"]):
