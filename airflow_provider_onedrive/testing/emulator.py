@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CONNECTION_KINDS", "GraphEmulator"]
 
+_VERSION_RE = re.compile(r"^/(v\d+\.\d+|beta)(/|$)")
 #: Connection kinds :meth:`GraphEmulator.connection` and the info document offer.
 CONNECTION_KINDS = ("app", "app_cert", "delegated", "site", "drive", "group")
 _STATUS_CODES = {
@@ -431,7 +433,7 @@ class GraphEmulator:
             self._records.append(entry)
 
     def classify(self, path: str) -> str:
-        if path.startswith("/v1.0/") or path == "/v1.0" or path.startswith("/beta"):
+        if _VERSION_RE.match(path):
             return "graph"
         if path.startswith("/_layouts/15/download.aspx"):
             return "download"

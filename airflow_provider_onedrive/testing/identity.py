@@ -155,6 +155,7 @@ class Identity:
             "appid": client_id,
             "app_displayname": self.app.display_name,
             "uti": b64url(secrets.token_bytes(16)),
+            "xms_emu_iat": now,  # precise issue time, for expire_access_tokens()
             "ver": "1.0",
         }
         if user is None:
@@ -166,7 +167,7 @@ class Identity:
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far count as expired."""
         with self._lock:
-            self._state.not_before = self.clock.now() + 0.001
+            self._state.not_before = self.clock.now()
 
     def validate(self, authorization: str | None) -> Principal:
         """The principal of a ``Bearer`` header, or Graph's 401."""
@@ -186,7 +187,7 @@ class Identity:
             raise self._unauthorized("Invalid signature.")
         if claims.get("aud") not in GRAPH_AUDIENCES:
             raise self._unauthorized("Invalid audience.")
-        if claims["exp"] <= self.clock.now() or claims["iat"] < self._state.not_before - 1:
+        if claims.get("exp", 0) <= self.clock.now() or claims.get("xms_emu_iat", 0) <= self._state.not_before:
             raise self.token_expired()
         if claims.get("idtyp") == "app":
             return Principal(claims["appid"], None, frozenset(claims.get("roles", ())))
@@ -281,8 +282,9 @@ class Identity:
     def instance_discovery(self, request: Request) -> Response:
         endpoint = request.query.get("authorization_endpoint", "")
         parts = urlsplit(endpoint)
-        host = urlsplit(request.origin).netloc
-        if parts.netloc and parts.netloc.lower() not in {host.lower(), host.lower().replace("127.0.0.1", "localhost")}:
+        hostname = urlsplit(request.origin).hostname or ""
+        loopback = {hostname.lower(), "localhost", "127.0.0.1", "::1"}
+        if parts.hostname and parts.hostname.lower() not in loopback:
             payload = {
                 "error": "invalid_instance",
                 "error_description": f"AADSTS50049: Unknown or invalid instance. Trace ID: {request.request_id}",
@@ -295,7 +297,7 @@ class Identity:
             {
                 "tenant_discovery_endpoint": f"{request.origin}/{tenant}/v2.0/.well-known/openid-configuration",
                 "api-version": "1.1",
-                "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+                "metadata": [{"preferred_network": hostname, "preferred_cache": hostname, "aliases": [hostname]}],
             },
         )
 
@@ -408,7 +410,10 @@ class Identity:
         except ValueError as exc:
             raise fail("The assertion is not a well-formed JWT.") from exc
         cert = self.app.certificate
-        if header.get("x5t#S256") != cert.x5t_s256 and header.get("x5t") != cert.x5t:
+        if (
+            str(header.get("x5t#S256", "")).rstrip("=") != cert.x5t_s256
+            and str(header.get("x5t", "")).rstrip("=") != cert.x5t
+        ):
             raise fail("The key thumbprint (x5t / x5t#S256) does not match a certificate registered on the app.")
         alg = header.get("alg")
         pad: padding.AsymmetricPadding
