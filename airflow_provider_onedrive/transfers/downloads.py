@@ -259,10 +259,23 @@ class Downloader:
                 total = int(match.group(3)) if match.group(3) != "*" else None
             elif response.headers.get("Content-Length", "").isdigit():
                 total = int(response.headers["Content-Length"])
-            for block in response.iter_content(BLOCK_SIZE):
-                sink.write(block)
-                hasher.update(block)
+            buffer = bytearray()
+
+            def flush() -> None:
+                sink.write(bytes(buffer))
+                hasher.update(buffer)
+                buffer.clear()
                 reporter.set(hasher.length)
+
+            try:
+                # read1 returns what has arrived, so a broken stream keeps every byte received before the break.
+                while block := response.raw.read1(BLOCK_SIZE):
+                    buffer += block
+                    if len(buffer) >= BLOCK_SIZE:
+                        flush()
+            finally:
+                if buffer:
+                    flush()
             return total
 
     def _verify(self, remote: str, item: dict[str, Any], size: int, digest: str, total: int | None) -> None:

@@ -414,10 +414,13 @@ class Uploader:
     def _committed(self, dest: str) -> dict[str, Any]:
         return retry_not_found(lambda: self.client.item(dest))
 
-    def _matching_item(self, dest: str, size: int, digest: str) -> dict[str, Any] | None:
-        """The destination's driveItem if it holds exactly these bytes (same size and quickXorHash)."""
+    def _matching_item(self, dest: str, size: int, digest: str, *, exists: bool = False) -> dict[str, Any] | None:
+        """The destination's driveItem if it holds exactly these bytes (same size and quickXorHash).
+
+        :param exists: the server just said the item exists (409), so a 404 is eventual consistency: retry it.
+        """
         try:
-            item = self.client.item(dest)
+            item = retry_not_found(lambda: self.client.item(dest)) if exists else self.client.item(dest)
         except OneDriveNotFoundError:
             return None
         if "file" not in item or int(item.get("size") or 0) != size:
@@ -449,7 +452,7 @@ class Uploader:
         source: str | None,
     ) -> UploadResult:
         """A 409 under "fail": success if the existing file has our bytes (e.g. a retried, committed upload)."""
-        item = self._matching_item(dest, size, digest)
+        item = self._matching_item(dest, size, digest, exists=True)
         if item is None:
             raise _conflict(dest, exc) from None
         return self._result(item, dest, "fail", 200, size, digest, started, sent, 0, source, identical=True)

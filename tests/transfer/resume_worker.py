@@ -1,0 +1,29 @@
+"""Run one upload in its own process (for the kill-and-resume test): ``python resume_worker.py CONFIG_JSON``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from transfer_helpers import make_client
+
+
+class _Emu:
+    """Just the emulator attributes make_client reads, from the parent's JSON."""
+
+    def __init__(self, config: dict) -> None:
+        self.__dict__.update(config)
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    client = make_client(_Emu(config["emulator"]), config["state_dir"], progress_log_min_bytes=1 << 40)
+    result = client.upload_file(config["source"], config["destination"])
+    print(json.dumps(result.to_dict()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
