@@ -1,0 +1,126 @@
+"""Turn ``onedrive://`` storage options into a OneDriveClient (no Airflow import unless ``conn_id`` is given).
+
+Four ways in, checked in this order: an existing ``client``; an Airflow ``conn_id`` (through the hook);
+a ``token`` (a string, or a callable returning one); or the connection's own fields as keyword arguments
+(``client_id``, ``client_secret``, ``tenant_id``, ``auth_type``, ``drive_type``...), so the dict users keep in a
+connection's extra works unchanged as ``storage_options``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_onedrive.errors import OneDriveConfigError
+
+if TYPE_CHECKING:
+    from airflow_provider_onedrive.drive import OneDriveClient
+    from airflow_provider_onedrive.drives import DriveLocator
+
+__all__ = ["build_client"]
+
+#: Extra keys that pick a drive, in the connection's vocabulary.
+_DRIVE_FIELDS = {"user": "user_id", "drive": "drive_id", "site": "site", "group": "group_id"}
+
+
+def build_client(
+    *,
+    client: OneDriveClient | None = None,
+    conn_id: str | None = None,
+    token: str | Callable[[], str] | None = None,
+    drive: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    credentials: Mapping[str, Any] | None = None,
+) -> OneDriveClient:
+    """Build the client a filesystem talks through.
+
+    :param drive: a drive id that overrides the configured drive (the URL's host part, ``onedrive://conn@drive/``).
+    :param client_options: keyword arguments for :class:`~airflow_provider_onedrive.drive.OneDriveClient`.
+    :param credentials: connection fields: ``client_id`` (or ``login``), ``client_secret`` (or ``password``) and
+        any connection extra (``tenant_id``, ``auth_type``, ``drive_type``, ``graph_url``, ``ca_bundle``...).
+    """
+    from airflow_provider_onedrive.drive import OneDriveClient
+
+    options = dict(client_options or {})
+    credentials = dict(credentials or {})
+    if client is not None:
+        if drive or conn_id or token or credentials:
+            raise OneDriveConfigError("pass either client= or credentials (conn_id, token, client_id...), not both")
+        return client
+    if conn_id is not None:
+        if token is not None or credentials:
+            raise OneDriveConfigError(
+                f"conn_id={conn_id!r} already holds the credentials; do not pass token or client_id with it"
+            )
+        from airflow_provider_onedrive.drives import DriveLocator
+        from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
+
+        hook = OneDriveHook(onedrive_conn_id=conn_id)
+        if drive is None and not options:
+            return hook.get_conn()
+        locator = DriveLocator("drive", drive) if drive else DriveLocator.from_settings(hook.get_settings())
+        return OneDriveClient(hook.get_graph_client(), locator, **options)
+    if token is not None:
+        return _client_from_token(token, drive, options, credentials)
+    return _client_from_credentials(drive, options, credentials)
+
+
+def _client_from_token(
+    token: str | Callable[[], str],
+    drive: str | None,
+    options: dict[str, Any],
+    credentials: dict[str, Any],
+) -> OneDriveClient:
+    from airflow_provider_onedrive.drive import OneDriveClient
+    from airflow_provider_onedrive.graph import DEFAULT_GRAPH_URL, GraphClient
+
+    provider: Callable[[], str] = token if callable(token) else (lambda: token)  # type: ignore[assignment]
+    graph = GraphClient(
+        provider,
+        graph_url=credentials.pop("graph_url", None) or DEFAULT_GRAPH_URL,
+        verify=credentials.pop("ca_bundle", None) or True,
+    )
+    fields = {"drive_type": "drive", "drive_id": drive} if drive else credentials
+    return OneDriveClient(graph, _locator(fields), **options)
+
+
+def _locator(fields: Mapping[str, Any]) -> DriveLocator:
+    """The drive named by connection-style fields; ``me`` (the signed-in user's drive) when none is given."""
+    from airflow_provider_onedrive.drives import DriveLocator
+
+    kind = fields.get("drive_type")
+    if kind is None:
+        named = [k for k, name in _DRIVE_FIELDS.items() if fields.get(name)]
+        if len(named) > 1:
+            raise OneDriveConfigError(f"several drives given ({', '.join(named)}); set drive_type to choose one")
+        kind = named[0] if named else "me"
+    value = fields.get(_DRIVE_FIELDS[kind]) if kind in _DRIVE_FIELDS else None
+    return DriveLocator(kind, value, fields.get("library"))
+
+
+def _client_from_credentials(drive: str | None, options: dict[str, Any], fields: dict[str, Any]) -> OneDriveClient:
+    from airflow_provider_onedrive.auth import build_token_provider
+    from airflow_provider_onedrive.config import ConnectionSettings
+    from airflow_provider_onedrive.drive import OneDriveClient
+    from airflow_provider_onedrive.drives import DriveLocator
+    from airflow_provider_onedrive.graph import GraphClient
+
+    login = fields.pop("client_id", None) or fields.pop("login", None)
+    password = fields.pop("client_secret", None) or fields.pop("password", None)
+    if not login:
+        raise OneDriveConfigError(
+            "the onedrive filesystem needs credentials: pass conn_id= (an Airflow connection), token=, client=, "
+            "or client_id= with client_secret/certificate/refresh_token and tenant_id"
+        )
+    if drive is not None:  # the URL names the drive: it wins over whatever the fields select
+        fields = {k: v for k, v in fields.items() if k not in (*_DRIVE_FIELDS.values(), "drive_type", "library")}
+        fields.update(drive_type="drive", drive_id=drive)
+    settings = ConnectionSettings.from_connection_fields("storage_options", login, password, fields)
+    graph = GraphClient(
+        build_token_provider(settings),
+        graph_url=settings.graph_url,
+        verify=settings.verify,
+        proxies=settings.proxies_dict,
+        timeout=settings.timeout,
+    )
+    return OneDriveClient(graph, DriveLocator.from_settings(settings), **options)
