@@ -127,8 +127,16 @@ def test_default_variable_store_rotates_across_runs(emu, airflow_db):
     original = emu.connection("delegated")["extra"]["refresh_token"]
     for _run in range(3):
         clear_credential_cache()
-        assert OneDriveHook("od_delegated").test_connection()[0]
+        hook = OneDriveHook("od_delegated")  # default store: the Airflow Variable
+        assert hook.get(hook.get_drive_base())["name"] == "OneDrive"
         emu.advance_time(45)
     stored = StoredToken.decode(VariableTokenStore(variable_name("od_delegated")).load())
     assert stored is not None and stored.token != original
     assert variable_name("od_delegated") == "onedrive_refresh_token__od_delegated"
+
+
+def test_delegated_test_connection_writes_no_variable(emu, airflow_db, monkeypatch):
+    saved: list[str] = []
+    monkeypatch.setattr(VariableTokenStore, "save", lambda self, token: saved.append(self.key))
+    assert OneDriveHook("od_delegated").test_connection()[0]
+    assert saved == []
