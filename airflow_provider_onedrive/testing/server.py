@@ -97,6 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 300
     server: Listener
+    _bytes_out: int = 0
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -128,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = next((r for r in rules if r.action != "latency"), None)
         if delay > 0:
             time.sleep(delay)
-        status, sent = 0, 0
+        status, self._bytes_out = 0, 0
         try:
             if fault is not None and fault.action == "reset" and fault.when == "before":
                 raise _Abort
@@ -138,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.action == "reset":
                 raise _Abort
             status = response.status
-            sent = self._send(request, response, fault)
+            self._send(request, response, fault)
             if response.after is not None:
                 response.after(response)
         except (_Abort, ConnectionError, ssl.SSLError, TimeoutError, OSError):
@@ -153,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
                     status=status,
                     headers=tuple(sorted(headers)),
                     bytes_in=body.bytes_read,
-                    bytes_out=sent,
+                    bytes_out=self._bytes_out,
                     host=host,
                     kind=kind,
                     fault=fault.action if fault is not None else None,
@@ -177,8 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
                 request
             )
 
-    def _send(self, request: Request, response: Response, fault: FaultRule | None) -> int:
-        """Write ``response``; returns the number of body bytes sent."""
+    def _send(self, request: Request, response: Response, fault: FaultRule | None) -> None:
+        """Write ``response``, counting body bytes in ``_bytes_out``."""
         self.send_response(response.status)
         self.send_header("request-id", request.request_id)
         self.send_header("client-request-id", request.header("client-request-id") or request.request_id)
@@ -191,23 +192,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if request.method == "HEAD" or response.status in (204, 304):
-            return 0
+            return
         limit = fault.after_bytes if fault is not None and fault.action == "truncate" else None
         if limit is None and response.file_slice and not isinstance(self.connection, ssl.SSLSocket):
             path, offset, count = response.file_slice
             with open(path, "rb") as handle:
-                return self.connection.sendfile(handle, offset, count)
-        sent = 0
+                self._bytes_out = self.connection.sendfile(handle, offset, count)
+            return
         blocks = response.stream() if response.stream is not None else [response.body]
         for block in blocks:
-            if limit is not None and sent + len(block) > limit:
-                block = block[: limit - sent]
+            if limit is not None and self._bytes_out + len(block) > limit:
+                block = block[: limit - self._bytes_out]
             if block:
                 self.wfile.write(block)
-                sent += len(block)
-            if limit is not None and sent >= limit:
+                self._bytes_out += len(block)
+            if limit is not None and self._bytes_out >= limit:
                 raise _Abort
-        return sent
 
 
 class Listener(socketserver.ThreadingMixIn, HTTPServer):
