@@ -51,9 +51,11 @@ def _seed_sparse_csv(emulator: Any, path: str, size: int, spill_dir: Path) -> No
 
 
 @pytest.mark.skipif(bool(os.environ.get("ONEDRIVE_TEST_CONNECTION")), reason="seeds a 2 GiB file in the emulator")
-def test_head_of_a_2_gib_file_reads_a_few_mib(fs_options: dict[str, Any], base: str, onedrive_emulator: Any) -> None:
+def test_head_of_a_2_gib_file_reads_a_few_mib(
+    fs_options: dict[str, Any], base: str, onedrive_emulator: Any, tmp_path: Path
+) -> None:
     size = 2 * 2**30
-    _seed_sparse_csv(onedrive_emulator, f"{base}/huge.csv", size)
+    _seed_sparse_csv(onedrive_emulator, f"{base}/huge.csv", size, tmp_path)
     fs = OneDriveFileSystem(**fs_options)
     assert fs.size(f"{base}/huge.csv") == size
     onedrive_emulator.clear_requests()
