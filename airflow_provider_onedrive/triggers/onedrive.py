@@ -37,6 +37,8 @@ __all__ = ["OneDriveFileTrigger"]
 _SELECT = "id,name,size,eTag,lastModifiedDateTime,file,folder,root"
 #: How long a connection's shared state (settings, drive, TLS context) is reused before it is read again.
 _SESSION_TTL = 600.0
+#: Modules httpx imports lazily on its first async request (an import on the loop thread would stall it).
+_WARM_IMPORTS = ("sniffio", "anyio", "anyio._backends._asyncio", "anyio.streams.tls", "anyio.to_thread")
 #: How long an access token is reused before asking the token provider again (a 401 refreshes it sooner).
 _TOKEN_TTL = 120.0
 
@@ -123,6 +125,7 @@ class _Session:
     verify: Any
     proxies: dict[str, str]
     timeout: tuple[float, float]
+    user_agent: str
     created: float = field(default_factory=time.monotonic)
     _token: str | None = None
     _token_at: float = 0.0
@@ -150,8 +153,6 @@ class _Session:
         self._token_at = time.monotonic()
 
     def http_client(self, httpx: Any) -> httpx.AsyncClient:
-        from airflow_provider_onedrive.graph import USER_AGENT
-
         mounts = {
             f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=self.verify)
             for scheme, url in self.proxies.items()
@@ -160,17 +161,22 @@ class _Session:
             verify=self.verify,
             mounts=mounts or None,
             timeout=httpx.Timeout(self.timeout[1], connect=self.timeout[0]),
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": self.user_agent},
             follow_redirects=False,
         )
 
 
 def _build_session(conn_id: str) -> _Session:
     """Blocking set-up (connection, token provider, drive lookup, TLS context): run in a thread."""
+    import importlib
     import ssl
 
     import httpx
 
+    for module in _WARM_IMPORTS:  # httpx loads its async backend on first use; do it here, not on the loop
+        importlib.import_module(module)
+
+    from airflow_provider_onedrive.graph import USER_AGENT
     from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
 
     hook = OneDriveHook(onedrive_conn_id=conn_id)
@@ -186,6 +192,7 @@ def _build_session(conn_id: str) -> _Session:
         verify=verify,
         proxies=settings.proxies_dict,
         timeout=settings.timeout,
+        user_agent=USER_AGENT,
     )
 
 
