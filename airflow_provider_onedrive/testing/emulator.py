@@ -84,7 +84,7 @@ class GraphEmulator:
         """Generate certificates, bind the listeners and serve in background threads."""
         if self._listeners:
             return self
-        self._tmp = tempfile.TemporaryDirectory(prefix="graph-emulator-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="graph-emulator-", dir=self.settings.temp_dir)
         self.directory_path = Path(self._tmp.name)
         self.spill_dir = self.directory_path / "content"
         self.spill_dir.mkdir()

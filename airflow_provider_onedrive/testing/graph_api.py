@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import secrets
 import threading
 from dataclasses import dataclass
@@ -72,10 +73,13 @@ class GraphApi:
         self.emu = emulator
         self._copies: dict[str, _CopyJob] = {}
         self._copy_lock = threading.Lock()
+        #: Change lists of delta rounds being paged, so every page of a round sees the same snapshot.
+        self._delta_rounds: collections.OrderedDict[tuple[Any, ...], list[Any]] = collections.OrderedDict()
 
     def reset(self) -> None:
         with self._copy_lock:
             self._copies.clear()
+        self._delta_rounds.clear()
 
     def renderer(self, request: Request) -> Renderer:
         emu = self.emu
@@ -109,6 +113,8 @@ class GraphApi:
         route = routes.get((method, action))
         if route is None:
             raise GraphError(405, "BadRequest", "Specified HTTP method is not allowed for the request target.")
+        if (method, action) == ("PUT", "content"):
+            return route(call)  # streams the body; takes the lock only to check and to commit
         with emu.store.lock:
             return route(call)
 
@@ -379,13 +385,19 @@ class GraphApi:
         assert upto is not None and offset is not None
         if offset == 0 and since is not None:
             upto = store.seq  # a deltaLink: everything since then
-        try:
-            changes = store.delta(call.drive, scope, since, upto)
-        except GraphError as error:
-            error.headers["Location"] = self._link(call)
-            raise
+        key = (call.drive.id, scope.id, since, upto)
+        changes = self._delta_rounds.get(key) if offset else None
+        if changes is None:
+            try:
+                changes = store.delta(call.drive, scope, since, upto)
+            except GraphError as error:
+                error.headers["Location"] = self._link(call)
+                raise
+            self._delta_rounds[key] = changes
+            while len(self._delta_rounds) > 16:
+                self._delta_rounds.popitem(last=False)
         size = self._page_size(call)
-        page = changes[offset : offset + size]
+        page = [c for c in changes[offset : offset + size] if not isinstance(c, Item) or c.id in call.drive.items]
         final = offset + size >= len(changes)
         values = [call.item_json(c) if isinstance(c, Item) else call.render.tombstone(call.drive, c) for c in page]
         if final:

@@ -64,6 +64,7 @@ class EmulatorSettings:
     latency: float = 0.0
     memory_threshold: int = 1 * MIB
     max_drain: int = 64 * MIB
+    temp_dir: str | None = None  # parent of the emulator's temp dir (certificates, spilled content)
 
     @property
     def business(self) -> bool:

@@ -7,6 +7,7 @@ drive's recycle bin (still counting against its quota) unless deleted permanentl
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import threading
@@ -407,6 +408,14 @@ class Store:
             yield current
             stack.extend(drive.items[c] for c in current.children.values())
 
+    def walk_breadth_first(self, drive: Drive, item: Item) -> Iterator[Item]:
+        """``item`` and everything below it, level by level (so parents always come before children)."""
+        queue = collections.deque([item])
+        while queue:
+            current = queue.popleft()
+            yield current
+            queue.extend(drive.items[c] for c in current.children.values())
+
     # -- delta -----------------------------------------------------------------------------------------------
     def delta(self, drive: Drive, scope: Item, since: int | None, upto: int) -> list[Item | Tombstone]:
         """Changes in ``scope``'s subtree with ``since < seq <= upto`` (everything live when ``since`` is None)."""
@@ -415,9 +424,9 @@ class Store:
                 raise GraphError(
                     410, "resyncRequired", "Resync required. Replace any local items with the server's version."
                 )
-            live = [i for i in self.walk(drive, scope) if i.seq <= upto and (since is None or i.seq > since)]
-            depth = {i.id: len(self.names(drive, i)) for i in live}
-            changes: list[Item | Tombstone] = sorted(live, key=lambda i: (depth[i.id], i.seq))
+            changes: list[Item | Tombstone] = [
+                i for i in self.walk_breadth_first(drive, scope) if i.seq <= upto and (since is None or i.seq > since)
+            ]
             if since is not None:
                 changes += [
                     t

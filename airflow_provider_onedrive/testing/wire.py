@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import json
 import time
 import uuid
@@ -30,7 +31,12 @@ BLOCK_SIZE = 1024 * 1024
 
 def iso_time(epoch: float) -> str:
     """ISO 8601 UTC with a ``Z`` suffix and whole seconds, as Graph writes timestamps."""
-    return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(int(epoch))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    return datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: str) -> float:
