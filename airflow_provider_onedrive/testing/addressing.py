@@ -89,7 +89,6 @@ class Target:
     action: str = ""
     item_id: str | None = None  # items/{id} address
     payload: Any = None  # site, user, list of drives
-    me: bool = False
 
 
 _SEGMENT_RE = re.compile(r"[^/]+")
@@ -151,22 +150,19 @@ def parse_graph_path(path: str, directory: Directory, store: Store, principal: P
             raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
         assert principal.user is not None
         rest = f"/users/{principal.user.id}" + rest[3:]
-        me = True
-    else:
-        me = False
     match = re.match(r"/users/([^/]+)(/drives?)?(.*)$", rest)
     if match:
         user, drive_id = directory.user(match.group(1))
         if match.group(2) is None:
             if match.group(3):
                 raise _bad_segment(match.group(3).strip("/").split("/")[0])
-            return Target("user", payload=user, me=me)
+            return Target("user", payload=user)
         if match.group(2) == "/drives":
             if match.group(3):
                 raise _bad_segment(match.group(3).strip("/").split("/")[0])
-            return Target("drives", payload=[_check(store, drive_id, principal)], me=me)
+            return Target("drives", payload=[_check(store, drive_id, principal)])
         drive = _check(store, drive_id, principal)
-        return parse_item_path(Target("item", drive=drive, me=me), store, match.group(3))
+        return parse_item_path(Target("item", drive=drive), store, match.group(3))
     match = re.match(r"/drives/([^/]+)(.*)$", rest)
     if match:
         drive_id = _decode(match.group(1))

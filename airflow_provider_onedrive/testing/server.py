@@ -140,8 +140,6 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Abort
             status = response.status
             self._send(request, response, fault)
-            if response.after is not None:
-                response.after(response)
         except (_Abort, ConnectionError, ssl.SSLError, TimeoutError, OSError):
             self.close_connection = True
             self.server.abort(self.connection)

@@ -123,7 +123,6 @@ class Transfers:
         response = Response(status, headers, stream=lambda: blob.blocks(start, length), length=length)
         if blob.path is not None:
             response.file_slice = (blob.path, start, length)
-        response.after = lambda _r: blob  # keep the blob (and its spill file) alive while sending
         return response
 
     @staticmethod

@@ -163,7 +163,6 @@ class Response:
     stream: Callable[[], Iterator[bytes]] | None = None
     length: int | None = None
     file_slice: tuple[str, int, int] | None = None  # (path, offset, count) for sendfile on plain sockets
-    after: Callable[[Response], None] | None = None  # called once the response has been produced
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

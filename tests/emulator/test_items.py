@@ -65,7 +65,7 @@ def test_path_forms_address_the_same_item(graph: Graph) -> None:
     assert relative.status_code == 201 and relative.json()["parentReference"]["id"] == folder_id
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     name=st.text(
         alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"*:<>?/\\|'),
