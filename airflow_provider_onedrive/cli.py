@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from airflow_provider_onedrive import __version__
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("airflow_provider_onedrive.testing.command",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "airflow_provider_onedrive.commands.files",
+    "airflow_provider_onedrive.commands.account",
+    "airflow_provider_onedrive.commands.demo",
+    "airflow_provider_onedrive.testing.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

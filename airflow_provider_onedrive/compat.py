@@ -21,12 +21,13 @@ if TYPE_CHECKING:
         Variable,
         conf,
     )
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
     from airflow.sdk.log import mask_secret
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
     "AirflowException",
+    "AirflowNotFoundException",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
@@ -50,6 +51,7 @@ _SOURCES: dict[str, str] = {
     "ObjectStoragePath": "airflow.sdk",
     "PokeReturnValue": "airflow.sdk",
     "AirflowException": "airflow.sdk.exceptions",
+    "AirflowNotFoundException": "airflow.sdk.exceptions",
     "Variable": "airflow.sdk",
     "conf": "airflow.sdk",
     "mask_secret": "airflow.sdk.log",

@@ -1,0 +1,1 @@
+"""Sub-commands of ``airflow-onedrive`` (each module exposes ``register(subparsers)``)."""
