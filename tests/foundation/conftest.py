@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_onedrive.auth import clear_credential_cache
 from airflow_provider_onedrive.testing import GraphEmulator
+from tests.foundation.foundation_helpers import settled_requests
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,7 @@ def _running_emulator() -> Iterator[GraphEmulator]:
 @pytest.fixture
 def emu(_running_emulator: GraphEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphEmulator]:
     """The emulator in its seeded state, its connections exported as ``AIRFLOW_CONN_OD_<KIND>``."""
+    settled_requests(_running_emulator)  # let the previous test's last requests reach the log before clearing it
     _running_emulator.reset()
     clear_credential_cache()
     for kind in ("app", "app_cert", "delegated", "site", "drive", "group"):

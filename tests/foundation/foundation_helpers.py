@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from airflow_provider_onedrive.config import ConnectionSettings
 from airflow_provider_onedrive.testing import GraphEmulator
 
@@ -13,5 +15,14 @@ def settings_for(emu: GraphEmulator, kind: str = "app", **extra: object) -> Conn
     )
 
 
+def settled_requests(emu: GraphEmulator, quiet: float = 0.05) -> list:
+    """The request log once it stops growing: the emulator records a request after sending its response."""
+    seen = -1
+    while len(records := emu.requests) != seen:
+        seen = len(records)
+        time.sleep(quiet)
+    return records
+
+
 def token_requests(emu: GraphEmulator) -> list:
-    return [r for r in emu.requests if r.method == "POST" and r.path.endswith("/oauth2/v2.0/token")]
+    return [r for r in settled_requests(emu) if r.method == "POST" and r.path.endswith("/oauth2/v2.0/token")]

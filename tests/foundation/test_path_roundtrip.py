@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import pytest
-from foundation_helpers import settings_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +12,7 @@ from airflow_provider_onedrive import paths
 from airflow_provider_onedrive.auth import build_token_provider
 from airflow_provider_onedrive.errors import OneDriveValidationError
 from airflow_provider_onedrive.graph import GraphClient
+from tests.foundation.foundation_helpers import settings_for
 
 NAME_CHARS = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"*:<>?/\\|')
 
