@@ -8,9 +8,9 @@ import time
 
 import pytest
 import requests
-from conftest import Graph, app_token, assert_graph_error
 
 from airflow_provider_onedrive.testing import GraphEmulator
+from tests.emulator.conftest import Graph, app_token, assert_graph_error
 
 pytestmark = pytest.mark.timeout(60)
 

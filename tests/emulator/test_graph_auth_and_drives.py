@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Graph, app_token, assert_graph_error, user_token
 
 from airflow_provider_onedrive.testing import GraphEmulator
+from tests.emulator.conftest import Graph, app_token, assert_graph_error, user_token
 
 pytestmark = pytest.mark.timeout(60)
 

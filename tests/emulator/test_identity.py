@@ -9,9 +9,9 @@ import time
 
 import msal
 import pytest
-from conftest import GRAPH_SCOPE, Graph
 
 from airflow_provider_onedrive.testing import GraphEmulator
+from tests.emulator.conftest import GRAPH_SCOPE, Graph
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,12 +6,12 @@ import time
 from urllib.parse import quote, urlsplit
 
 import pytest
-from conftest import Graph, app_token, assert_graph_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_onedrive.hashing import quickxorhash
 from airflow_provider_onedrive.testing import GraphEmulator
+from tests.emulator.conftest import Graph, app_token, assert_graph_error
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import Graph, app_token, assert_graph_error
 
 from airflow_provider_onedrive.hashing import quickxorhash
 from airflow_provider_onedrive.testing import GraphEmulator
+from tests.emulator.conftest import Graph, app_token, assert_graph_error
 
 pytestmark = pytest.mark.timeout(120)
 FRAG = 327_680

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from transfer_helpers import make_client
 
 from airflow_provider_onedrive.drive import OneDriveClient
 from airflow_provider_onedrive.testing import GraphEmulator
+from tests.transfer.transfer_helpers import make_client
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from transfer_helpers import FRAGMENT, make_client, settled, uploads, write
 
 from airflow_provider_onedrive.errors import (
     OneDriveLockedError,
@@ -21,6 +20,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveTransportError,
 )
 from airflow_provider_onedrive.hashing import quickxorhash
+from tests.transfer.transfer_helpers import FRAGMENT, make_client, settled, uploads, write
 
 SIZE = 4 * FRAGMENT + 1000  # five fragments
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from transfer_helpers import settled
 
 from airflow_provider_onedrive.errors import (
     OneDriveConflictError,
@@ -13,6 +12,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.transfers import CopyMonitor
+from tests.transfer.transfer_helpers import settled
 
 
 def children_requests(emu):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from transfer_helpers import FRAGMENT, make_client
 
 from airflow_provider_onedrive.errors import OneDriveError
+from tests.transfer.transfer_helpers import FRAGMENT, make_client
 
 
 def test_progress_callback_and_log_lines(client, emu, tmp_path, payload, caplog):

@@ -7,7 +7,6 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from transfer_helpers import FRAGMENT, THRESHOLD, settled, uploads, write
 
 from airflow_provider_onedrive.errors import (
     OneDriveConflictError,
@@ -15,6 +14,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.hashing import quickxorhash
+from tests.transfer.transfer_helpers import FRAGMENT, THRESHOLD, settled, uploads, write
 
 MTIME = 1_700_000_000.25
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import requests_mock as rm
-from unit_helpers import LOGIN, TENANT, TOKEN_URL, Pem, make_pem
 
 from airflow_provider_onedrive.auth import clear_credential_cache
+from tests.unit.unit_helpers import LOGIN, TENANT, TOKEN_URL, Pem, make_pem
 
 
 @pytest.fixture(scope="session")

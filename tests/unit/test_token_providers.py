@@ -9,12 +9,12 @@ import time
 from urllib.parse import parse_qs
 
 import pytest
-from unit_helpers import LOGIN, TENANT, TOKEN_URL
 
 from airflow_provider_onedrive.auth import DeviceCodeFlow, MsalTokenProvider, build_token_provider
 from airflow_provider_onedrive.config import ConnectionSettings
 from airflow_provider_onedrive.errors import OneDriveAuthError
 from airflow_provider_onedrive.token_stores import MemoryTokenStore, StoredToken
+from tests.unit.unit_helpers import LOGIN, TENANT, TOKEN_URL
 
 APP = {"tenant_id": TENANT, "drive_type": "user", "user_id": "adele@contoso.com"}
 DELEGATED = {"tenant_id": TENANT, "auth_type": "refresh_token", "refresh_token": "rt-0"}
