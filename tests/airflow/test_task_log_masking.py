@@ -1,0 +1,148 @@
+"""A real task run (``airflow tasks test`` in a subprocess, with Airflow's log masking on, unlike dag.test)
+leaks no client secret, refresh token, access token or upload URL into its output.
+
+The DAG uploads a file big enough for an upload session, and a deliberately careless task prints the secrets
+it can reach; Airflow must have been told about every one of them (connection fields by name, tokens and
+upload URLs by the provider as soon as they exist), so the output shows ``***`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(240)]
+
+DAG_ID = "onedrive_masking_check"
+
+DAG_TEMPLATE = """
+from __future__ import annotations
+
+import json
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from airflow_provider_onedrive.operators.onedrive import OneDriveUploadOperator
+
+with DAG(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
+    OneDriveUploadOperator(task_id="upload_big", local_path={big!r}, remote_path="masking/big.bin", conflict="replace")
+
+    @task
+    def careless():
+        from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
+
+        app = OneDriveHook(onedrive_conn_id="onedrive_default")
+        user = OneDriveHook(onedrive_conn_id="onedrive_delegated")
+        secrets = {{
+            "app_access_token": app.get_token(),
+            "user_access_token": user.get_token(),
+            "client_secret": app.get_settings().client_secret,
+            "refresh_token": user.get_settings().refresh_token,
+        }}
+        with open({side_file!r}, "w") as handle:
+            json.dump(secrets, handle)
+        for name, value in secrets.items():
+            print(f"{{name}} = {{value}}")
+
+    careless()
+"""
+
+
+@pytest.fixture
+def masking_env(drive, tmp_path, airflow_db) -> dict[str, str]:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(6 * 1024 * 1024))  # above the 4 MiB simple-upload threshold: an upload session
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "masking_dag.py").write_text(
+        textwrap.dedent(DAG_TEMPLATE.format(dag_id=DAG_ID, big=str(big), side_file=str(tmp_path / "secrets.json")))
+    )
+    delegated = drive.connection("delegated")
+    delegated["extra"]["token_store"] = "memory"
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW_CONN_ONEDRIVE_DEFAULT=json.dumps(drive.connection("app")),
+        AIRFLOW_CONN_ONEDRIVE_DELEGATED=json.dumps(delegated),
+    )
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=120)
+    env["_AIRFLOW"] = airflow
+    env["_SIDE_FILE"] = str(tmp_path / "secrets.json")
+    return env
+
+
+def run_task(env: dict[str, str], task_id: str) -> str:
+    result = subprocess.run(
+        [env["_AIRFLOW"], "tasks", "test", DAG_ID, task_id, "2024-03-15"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+def test_real_task_logs_mask_every_secret(drive, masking_env):
+    upload_log = run_task(masking_env, "upload_big")
+    careless_log = run_task(masking_env, "careless")
+    output = upload_log + careless_log
+
+    assert "masking/big.bin: created" in upload_log
+    sessions = [r for r in drive.requests if r.kind == "upload"]
+    assert sessions, "the big file should have gone through an upload session"
+    assert len(drive.read_file("masking/big.bin")) == 6 * 1024 * 1024
+
+    secrets = json.loads(Path(masking_env["_SIDE_FILE"]).read_text())
+    assert all(len(value) > 16 for value in secrets.values())
+    for name, value in secrets.items():
+        assert value not in output, f"{name} leaked into the task output"
+        assert f"{name} = ***" in careless_log
+    # the upload URL is a credential: no piece of its query (session guid, tempauth) appears
+    assert "tempauth" not in output and "guid=" not in output
+
+
+def test_upload_and_download_urls_are_registered_for_masking(drive):
+    """Pre-authenticated URLs reach Airflow's masker as soon as they exist, query string included, so even
+    urllib3's DEBUG request lines (path and query, no host) come out redacted."""
+    import logging
+
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    collect, level = Collect(), urllib3_log.level
+    urllib3_log.addHandler(collect)
+    urllib3_log.setLevel(logging.DEBUG)
+    try:
+        client = OneDriveHook(onedrive_conn_id="onedrive_default").get_conn()
+        client.upload_bytes(os.urandom(5 * 1024 * 1024), "masking/session.bin")
+        client.download_bytes("masking/session.bin")
+    finally:
+        urllib3_log.removeHandler(collect)
+        urllib3_log.setLevel(level)
+    credential_lines = [line for line in collect.lines if "tempauth=" in line]
+    assert any("uploadSession?" in line for line in credential_lines)  # urllib3 does log them...
+    assert any("download.aspx?" in line for line in credential_lines)
+    masker = _secrets_masker()
+    for line in credential_lines:
+        redacted = masker.redact(line)
+        assert "tempauth" not in redacted and "***" in redacted, redacted  # ...and Airflow redacts them
