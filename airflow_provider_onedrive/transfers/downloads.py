@@ -29,8 +29,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveTransportError,
     OneDriveValidationError,
 )
-from airflow_provider_onedrive.hashing import QuickXorHash
-from airflow_provider_onedrive.transfers.common import rewritable_by_sharepoint
+from airflow_provider_onedrive.transfers.common import BackgroundHash, rewritable_by_sharepoint
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
 
@@ -54,6 +53,7 @@ _STREAM_ERRORS = (
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 #: Download URLs are short-lived; refresh cached ones for ranged reads after this many seconds.
 _URL_MAX_AGE = 600.0
+_URL_CACHE_SIZE = 1024
 _MAX_STALLS = 6  # consecutive broken attempts that brought no new byte
 _MAX_REFRESHES = 4
 
@@ -114,6 +114,8 @@ class Downloader:
                     status=response.status_code,
                 )
         self.client.secret(url)
+        if len(self._urls) >= _URL_CACHE_SIZE:
+            self._urls.clear()
         self._urls[item_id] = (url, time.monotonic())
         return url
 
@@ -173,7 +175,23 @@ class Downloader:
         started = time.monotonic()
         reporter = self.client.reporter(remote, int(item.get("size") or 0) or None, "download", progress)
         url = self.download_url(item)
-        hasher = QuickXorHash()
+        hasher = BackgroundHash()
+        try:
+            return self._stream_hashed(remote, item, sink, local_path, started, reporter, url, hasher)
+        finally:
+            hasher.close()
+
+    def _stream_hashed(
+        self,
+        remote: str,
+        item: dict[str, Any],
+        sink: _Sink,
+        local_path: str | None,
+        started: float,
+        reporter: ProgressReporter,
+        url: str,
+        hasher: BackgroundHash,
+    ) -> DownloadResult:
         done = 0
         total: int | None = None
         resumed = stalls = refreshes = 0
@@ -186,7 +204,8 @@ class Downloader:
                 break
             except _Restart:
                 sink.reset()
-                hasher, total = QuickXorHash(), None
+                hasher.reset()
+                total = None
                 reporter.set(0)
             except _ExpiredUrl:
                 refreshes += 1
@@ -196,7 +215,8 @@ class Downloader:
                 if fresh.get("eTag") != item.get("eTag") and hasher.length:
                     log.warning("download %s: the file changed during the download; starting over", remote)
                     sink.reset()
-                    hasher, total = QuickXorHash(), None
+                    hasher.reset()
+                    total = None
                     reporter.set(0)
                 item = fresh
                 url = self.download_url(item, fresh=True)
@@ -231,7 +251,7 @@ class Downloader:
         )
 
     def _fetch(
-        self, url: str, remote: str, offset: int, sink: _Sink, hasher: QuickXorHash, reporter: ProgressReporter
+        self, url: str, remote: str, offset: int, sink: _Sink, hasher: BackgroundHash, reporter: ProgressReporter
     ) -> int | None:
         """One GET from ``offset`` to the end into ``sink``; returns the total size the server announced."""
         headers = {"Range": f"bytes={offset}-"} if offset else None
@@ -262,9 +282,10 @@ class Downloader:
             buffer = bytearray()
 
             def flush() -> None:
-                sink.write(bytes(buffer))
-                hasher.update(buffer)
+                block = bytes(buffer)
                 buffer.clear()
+                sink.write(block)
+                hasher.update(block)
                 reporter.set(hasher.length)
 
             try:

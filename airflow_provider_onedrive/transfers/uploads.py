@@ -35,7 +35,12 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.hashing import QuickXorHash
-from airflow_provider_onedrive.transfers.common import check_conflict, retry_not_found, rewritable_by_sharepoint
+from airflow_provider_onedrive.transfers.common import (
+    BackgroundHash,
+    check_conflict,
+    retry_not_found,
+    rewritable_by_sharepoint,
+)
 from airflow_provider_onedrive.transfers.models import UploadResult, format_datetime, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
 from airflow_provider_onedrive.transfers.state import SessionState, UploadStateStore
@@ -80,7 +85,7 @@ class _HashTracker:
     """quickXorHash of the bytes 0..n of a source, fed in order even when fragments are re-sent."""
 
     def __init__(self, read_at: Callable[[int, int], bytes] | None = None) -> None:
-        self.hasher = QuickXorHash()
+        self.hasher = BackgroundHash()
         self.read_at = read_at
 
     @property
@@ -103,6 +108,9 @@ class _HashTracker:
 
     def b64digest(self) -> str:
         return self.hasher.b64digest()
+
+    def close(self) -> None:
+        self.hasher.close()
 
 
 class _Session:
@@ -290,8 +298,27 @@ class Uploader:
         key: str | None,
         fingerprint: tuple[int, str] | None,
     ) -> UploadResult:
-        started = time.monotonic()
         tracker = _HashTracker(read_at)
+        try:
+            return self._session_upload_tracked(
+                read_at, size, dest, conflict, mtime, reporter, key, fingerprint, tracker
+            )
+        finally:
+            tracker.close()
+
+    def _session_upload_tracked(
+        self,
+        read_at: Callable[[int, int], bytes],
+        size: int,
+        dest: str,
+        conflict: str,
+        mtime: float | None,
+        reporter: ProgressReporter,
+        key: str | None,
+        fingerprint: tuple[int, str] | None,
+        tracker: _HashTracker,
+    ) -> UploadResult:
+        started = time.monotonic()
         source = fingerprint[1] if fingerprint else None
         if conflict == "fail":
             existing = self._precheck_existing(dest, size, tracker)

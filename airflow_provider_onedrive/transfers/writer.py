@@ -133,6 +133,7 @@ class UploadSession:
             self.cancel()
             raise
         self._done = True
+        self._tracker.close()
         return result
 
     def _finish(self) -> UploadResult:
@@ -200,6 +201,7 @@ class UploadSession:
         if self._done:
             return
         self._done = True
+        self._tracker.close()
         if self._session is not None:
             self._session.cancel()
             self._session = None
