@@ -1,19 +1,17 @@
 """Static provider metadata read by Airflow's ProvidersManager (no imports beyond the package version).
 
 The ``onedrive`` connection form is declared here (``conn-fields`` + ``ui-field-behaviour``): Airflow 3.2+
-renders it without importing the hook. Only modules that exist may be listed (Airflow imports them).
+renders it without importing the hook.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from airflow_provider_onedrive import __version__
 
 INTEGRATION = "Microsoft OneDrive"
 HOOK_CLASS = "airflow_provider_onedrive.hooks.onedrive.OneDriveHook"
-_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def _text(label: str, description: str, *, fmt: str | None = None, enum: list[str] | None = None) -> dict[str, Any]:
@@ -104,20 +102,6 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
 }
 
-#: Modules other parts of the package contribute; each is listed only once it exists (Airflow imports them).
-_OPTIONAL_MODULES = {
-    "operators": "airflow_provider_onedrive.operators.onedrive",
-    "sensors": "airflow_provider_onedrive.sensors.onedrive",
-    "triggers": "airflow_provider_onedrive.triggers.onedrive",
-}
-_FILESYSTEM_MODULE = "airflow_provider_onedrive.fs.onedrive"
-
-
-def _exists(module: str) -> bool:
-    """Whether a module of this package exists, without importing it (or its parent package)."""
-    relative = module.split(".")[1:]
-    return (_PACKAGE_DIR.joinpath(*relative).with_suffix(".py")).is_file()
-
 
 def get_provider_info() -> dict[str, Any]:
     info: dict[str, Any] = {
@@ -144,9 +128,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
-    for key, module in _OPTIONAL_MODULES.items():
-        if _exists(module):
-            info[key] = [{"integration-name": INTEGRATION, "python-modules": [module]}]
-    if _exists(_FILESYSTEM_MODULE):
-        info["filesystems"] = [_FILESYSTEM_MODULE]
+    for key in ("operators", "sensors", "triggers"):
+        info[key] = [{"integration-name": INTEGRATION, "python-modules": [f"airflow_provider_onedrive.{key}.onedrive"]}]
+    info["filesystems"] = ["airflow_provider_onedrive.fs.onedrive"]
     return info
