@@ -9,6 +9,7 @@ once per connection and event loop, shared by every trigger watching through tha
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -37,6 +38,10 @@ __all__ = ["OneDriveFileTrigger"]
 _SELECT = "id,name,size,eTag,lastModifiedDateTime,file,folder,root"
 #: How long a connection's shared state (settings, drive, TLS context) is reused before it is read again.
 _SESSION_TTL = 600.0
+#: Graph requests in flight at once per connection id and triggerer, however many triggers poll.
+_MAX_IN_FLIGHT = 100
+#: Longest random delay before a trigger's first poll.
+_MAX_START_JITTER = 2.0
 #: Modules httpx imports lazily on its first async request (an import on the loop thread would stall it).
 _WARM_IMPORTS = ("sniffio", "anyio", "anyio._backends._asyncio", "anyio.streams.tls", "anyio.to_thread")
 #: How long an access token is reused before asking the token provider again (a 401 refreshes it sooner).
@@ -101,9 +106,10 @@ class OneDriveFileTrigger(BaseTrigger):
         yield TriggerEvent({"status": "success", "matches": matches})
 
     async def _wait(self, session: _Session, criteria: FileCriteria) -> list[dict[str, Any]]:
-        import httpx
-
-        async with session.http_client(httpx) as http:
+        # Spread the first polls: a triggerer (re)starting many triggers at once must not stampede Graph,
+        # nor run every trigger's first request in one turn of the event loop.
+        await asyncio.sleep(random.uniform(0, min(self.poke_interval, _MAX_START_JITTER)))
+        async with session.http_client() as http:
             poller = _Poller(session, http, criteria)
             while True:
                 records = await poller.candidates()
@@ -130,6 +136,7 @@ class _Session:
     _token: str | None = None
     _token_at: float = 0.0
     _token_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    requests_in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(_MAX_IN_FLIGHT))
 
     @property
     def expired(self) -> bool:
@@ -152,14 +159,20 @@ class _Session:
         self._token = await asyncio.to_thread(self.provider.get_token, force_refresh=force_refresh)
         self._token_at = time.monotonic()
 
-    def http_client(self, httpx: Any) -> httpx.AsyncClient:
+    def http_client(self) -> httpx.AsyncClient:
+        """An HTTP client for one trigger. One pool per trigger keeps httpcore's pool bookkeeping (linear in
+        queued requests times connections) small; the TLS context is shared, so no per-client CA loading."""
+        import httpx
+
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
         mounts = {
-            f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=self.verify)
+            f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=self.verify, limits=limits)
             for scheme, url in self.proxies.items()
         }
         return httpx.AsyncClient(
             verify=self.verify,
             mounts=mounts or None,
+            limits=limits,
             timeout=httpx.Timeout(self.timeout[1], connect=self.timeout[0]),
             headers={"User-Agent": self.user_agent},
             follow_redirects=False,
@@ -278,7 +291,8 @@ class _Poller:
             attempt += 1
             token = await self.session.token()
             try:
-                response = await self.http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+                async with self.session.requests_in_flight:
+                    response = await self.http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
             except httpx.TransportError as exc:
                 if attempt >= self.retry.max_attempts or time.monotonic() - started > self.retry.max_total:
                     raise OneDriveTransportError(

@@ -62,14 +62,12 @@ def test_templated_path_min_size_and_modified_after(drive):
 
 def test_a_file_still_being_written_is_not_picked_up(drive):
     drive.put_file("landing/big.csv", b"part 1")
-    sensor = OneDriveFileSensor(task_id="s", path="landing/big.csv", stable_for=1.5)
+    sensor = OneDriveFileSensor(task_id="s", path="landing/big.csv", stable_for=2)
     assert poke(sensor) is False  # just modified
-    time.sleep(0.8)
-    drive.put_file("landing/big.csv", b"part 1, part 2")  # still growing: the quiet period starts again
+    time.sleep(2.2)  # long enough to count as stable, had it not changed...
+    drive.put_file("landing/big.csv", b"part 1, part 2")  # ...but it is still growing: the wait starts again
     assert poke(sensor) is False
-    time.sleep(0.8)
-    assert poke(sensor) is False
-    time.sleep(0.9)
+    time.sleep(2.2)
     result = poke(sensor)
     assert matched_paths(result) == ["landing/big.csv"]
     assert result.xcom_value[0]["size"] == len(b"part 1, part 2")
