@@ -81,15 +81,12 @@ def register(subparsers: Any) -> None:
     revoke.set_defaults(func=lambda a: run_safely(_revoke, a))
 
 
-def build_login_connection(args: argparse.Namespace, refresh_token: str) -> dict[str, Any]:
-    """The connection (AIRFLOW_CONN_* JSON form) that a finished device-code sign-in produces."""
-    extra: dict[str, Any] = {
-        "tenant_id": args.tenant,
-        "auth_type": "refresh_token",
-        "refresh_token": refresh_token,
-        "drive_type": "me",
-        "scopes": args.scopes,
-    }
+def build_login_connection(args: argparse.Namespace, refresh_token: str | None) -> dict[str, Any]:
+    """The connection (AIRFLOW_CONN_* JSON form) that a device-code sign-in produces."""
+    extra: dict[str, Any] = {"tenant_id": args.tenant, "auth_type": "refresh_token", "drive_type": "me"}
+    if refresh_token:
+        extra["refresh_token"] = refresh_token
+    extra["scopes"] = args.scopes
     if args.cloud != "global":
         extra["cloud"] = args.cloud
     for key in ("authority_host", "graph_url", "ca_bundle"):
@@ -101,9 +98,8 @@ def build_login_connection(args: argparse.Namespace, refresh_token: str) -> dict
 def _login_settings(args: argparse.Namespace) -> Any:
     from airflow_provider_onedrive.config import ConnectionSettings
 
-    # The connection has no refresh token yet; the placeholder only lets the settings validate.
     return ConnectionSettings.from_connection_fields(
-        args.conn_id, args.client_id, None, build_login_connection(args, "sign-in-pending")["extra"]
+        args.conn_id, args.client_id, None, build_login_connection(args, None)["extra"]
     )
 
 
