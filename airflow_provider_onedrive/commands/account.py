@@ -98,9 +98,9 @@ def build_login_connection(args: argparse.Namespace, refresh_token: str | None) 
 def _login_settings(args: argparse.Namespace) -> Any:
     from airflow_provider_onedrive.config import ConnectionSettings
 
-    return ConnectionSettings.from_connection_fields(
-        args.conn_id, args.client_id, None, build_login_connection(args, None)["extra"]
-    )
+    # Before the sign-in there is no refresh token yet: a memory token store makes that a valid connection.
+    extra = {**build_login_connection(args, None)["extra"], "token_store": "memory"}
+    return ConnectionSettings.from_connection_fields(args.conn_id, args.client_id, None, extra)
 
 
 def _login(args: argparse.Namespace) -> int:
