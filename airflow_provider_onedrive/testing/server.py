@@ -39,9 +39,13 @@ log = logging.getLogger(__name__)
 SECRET_PARAMS = frozenset({"tempauth", "access_token", "refresh_token", "client_secret", "code", "sig", "token_secret"})
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestRecord:
-    """One entry of the request log; carries header names and sizes, never secret values."""
+    """One entry of the request log; carries header names and sizes, never secret values.
+
+    An entry is logged before its response is sent (so a client that has its response always finds it in
+    the log); ``bytes_out`` counts each block before it is written, and ``duration`` is set when it is done.
+    """
 
     method: str
     path: str
@@ -97,7 +101,6 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 300
     server: Listener
-    _bytes_out: int = 0
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -129,7 +132,20 @@ class _Handler(BaseHTTPRequestHandler):
         fault = next((r for r in rules if r.action != "latency"), None)
         if delay > 0:
             time.sleep(delay)
-        status, self._bytes_out = 0, 0
+        entry = RequestRecord(
+            method=self.command,
+            path=redact(raw_path, query_items),
+            query=tuple(k for k, _ in query_items),
+            status=0,
+            headers=tuple(sorted(headers)),
+            bytes_in=0,
+            bytes_out=0,
+            host=host,
+            kind=kind,
+            fault=fault.action if fault is not None else None,
+            duration=0.0,
+        )
+        logged = False
         try:
             if fault is not None and fault.action == "reset" and fault.when == "before":
                 raise _Abort
@@ -138,27 +154,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             if fault is not None and fault.action == "reset":
                 raise _Abort
-            status = response.status
-            self._send(request, response, fault)
+            entry.status, entry.bytes_in = response.status, body.bytes_read
+            app.record(entry)
+            logged = True
+            self._send(request, response, fault, entry)
         except (_Abort, ConnectionError, ssl.SSLError, TimeoutError, OSError):
             self.close_connection = True
+            if not logged:
+                entry.bytes_in = body.bytes_read
+                app.record(entry)
+                logged = True
             self.server.abort(self.connection)
         finally:
-            app.record(
-                RequestRecord(
-                    method=self.command,
-                    path=redact(raw_path, query_items),
-                    query=tuple(k for k, _ in query_items),
-                    status=status,
-                    headers=tuple(sorted(headers)),
-                    bytes_in=body.bytes_read,
-                    bytes_out=self._bytes_out,
-                    host=host,
-                    kind=kind,
-                    fault=fault.action if fault is not None else None,
-                    duration=time.perf_counter() - started,
-                )
-            )
+            if not logged:
+                entry.bytes_in = body.bytes_read
+                app.record(entry)
+            entry.duration = time.perf_counter() - started
 
     def _respond(self, request: Request, fault: FaultRule | None) -> Response:
         app = self.server.app
@@ -176,8 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
                 request
             )
 
-    def _send(self, request: Request, response: Response, fault: FaultRule | None) -> None:
-        """Write ``response``, counting body bytes in ``_bytes_out``."""
+    def _send(self, request: Request, response: Response, fault: FaultRule | None, entry: RequestRecord) -> None:
+        """Write ``response``, counting body bytes in ``entry.bytes_out`` before each write."""
         self.send_response(response.status)
         self.send_header("request-id", request.request_id)
         self.send_header("client-request-id", request.header("client-request-id") or request.request_id)
@@ -194,17 +205,18 @@ class _Handler(BaseHTTPRequestHandler):
         limit = fault.after_bytes if fault is not None and fault.action == "truncate" else None
         if limit is None and response.file_slice and not isinstance(self.connection, ssl.SSLSocket):
             path, offset, count = response.file_slice
+            entry.bytes_out = count
             with open(path, "rb") as handle:
-                self._bytes_out = self.connection.sendfile(handle, offset, count)
+                self.connection.sendfile(handle, offset, count)
             return
         blocks = response.stream() if response.stream is not None else [response.body]
         for block in blocks:
-            if limit is not None and self._bytes_out + len(block) > limit:
-                block = block[: limit - self._bytes_out]
+            if limit is not None and entry.bytes_out + len(block) > limit:
+                block = block[: limit - entry.bytes_out]
             if block:
+                entry.bytes_out += len(block)
                 self.wfile.write(block)
-                self._bytes_out += len(block)
-            if limit is not None and self._bytes_out >= limit:
+            if limit is not None and entry.bytes_out >= limit:
                 raise _Abort
 
 
