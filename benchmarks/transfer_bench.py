@@ -135,7 +135,8 @@ def _raw_upload(info: dict[str, Any], source: str, dest: str) -> None:
             response.raise_for_status()
 
 
-def _raw_download(info: dict[str, Any], path: str, target: str) -> None:
+def _raw_download(info: dict[str, Any], path: str, target: str, *, durable: bool = False) -> None:
+    """Streamed GET of the redirect target to a file; ``durable`` adds the fsync the client does before renaming."""
     session = _session(info)
     auth = {"Authorization": f"Bearer {_token(info, session)}"}
     url = f"{info['graph_url']}/drives/{info['drive_id']}/root:/{path}:/content"
@@ -144,6 +145,9 @@ def _raw_download(info: dict[str, Any], path: str, target: str) -> None:
         response.raise_for_status()
         for block in response.iter_content(MIB):
             out.write(block)
+        if durable:
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def _raw_list(info: dict[str, Any], folder: str) -> int:
@@ -189,6 +193,8 @@ def worker(task: dict[str, Any]) -> dict[str, Any]:
         client.download_file(task["dest"], task["target"])
     elif kind == "raw_download":
         _raw_download(info, task["dest"], task["target"])
+    elif kind == "raw_download_fsync":
+        _raw_download(info, task["dest"], task["target"], durable=True)
     elif kind == "client_upload_folder":
         extra["files"] = len(client.upload_folder(task["source"], task["dest"], conflict="replace"))
     elif kind == "client_upload_each":
@@ -267,8 +273,11 @@ def bench_big(emu: Emulator, tmp: Path, size_mib: int, repeat: int) -> list[dict
         for pair in (("raw_upload", "client_upload"), ("client_upload", "raw_upload")):
             for kind in pair:
                 measure(kind)
-        for pair in (("raw_download", "client_download"), ("client_download", "raw_download")):
-            for kind in pair:
+        for group in (
+            ("raw_download", "raw_download_fsync", "client_download"),
+            ("client_download", "raw_download_fsync", "raw_download"),
+        ):
+            for kind in group:
                 measure(kind)
     source.unlink()
     rows = list(best.values())
