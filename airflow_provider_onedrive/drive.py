@@ -56,7 +56,7 @@ class OneDriveClient:
         upload session. With ``preserve_mtime`` a small file also gets a metadata PATCH, which may keep an extra
         version on Business drives; 0 sends every non-empty file through a session (no extra version).
     :param fragment_size: upload-session fragment size, rounded down to a multiple of 320 KiB, below 60 MiB.
-    :param max_workers: concurrency of folder transfers, walks and multi-deletes.
+    :param max_workers: concurrency of folder transfers, walks and multi-deletes (default 8).
     :param state_dir: where unfinished upload sessions are remembered for resume (private, 0700).
     :param verify_hashes: compare quickXorHash (and size) of every transfer with the server's.
     :param lenient_office_hashes: accept a hash/size mismatch for Office/PDF/HTML files (SharePoint rewrites them).
@@ -73,7 +73,7 @@ class OneDriveClient:
         *,
         simple_upload_threshold: int = 4 * MIB,
         fragment_size: int = 10 * MIB,
-        max_workers: int = 4,
+        max_workers: int = 8,
         state_dir: str | os.PathLike[str] | None = None,
         verify_hashes: bool = True,
         lenient_office_hashes: bool = False,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ class OneDriveUploadOperator(OneDriveBaseOperator):
     :param conflict: what to do when the destination exists: ``fail`` (default, never overwrites),
         ``replace`` or ``rename``. Re-uploading identical bytes is not a conflict.
     :param encoding: encoding of ``data`` when it is text.
+    :param max_workers: files transferred at once for a folder or a glob (default: the client's, 8).
     :param onedrive_conn_id: the ``onedrive`` connection (templated).
     :return: (XCom) a list of ``{"path", "size", "id", "hash", "status", "source"}`` dicts, one per file;
         ``status`` is ``created``, ``replaced``, ``renamed`` or ``identical``.
@@ -55,10 +57,12 @@ class OneDriveUploadOperator(OneDriveBaseOperator):
         data: str | bytes | None = None,
         conflict: str = "fail",
         encoding: str = "utf-8",
+        max_workers: int | None = None,
         onedrive_conn_id: str = "onedrive_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(onedrive_conn_id=onedrive_conn_id, **kwargs)
+        self.max_workers = _check_workers(max_workers)
         if (local_path is None) == (data is None):
             raise OneDriveValidationError("give exactly one of local_path (a file, folder or glob) or data")
         self.remote_path = remote_path
@@ -106,15 +110,17 @@ class OneDriveUploadOperator(OneDriveBaseOperator):
         if has_magic(local):
             files = sorted(p for p in glob.glob(local, recursive=True) if os.path.isfile(p))
             _refuse_clashing_names(files)
-            results = []
-            for path in files:
-                result = client.upload_file(path, join(remote, os.path.basename(path)), conflict=self.conflict)
+            results = _concurrently(
+                lambda path: client.upload_file(path, join(remote, os.path.basename(path)), conflict=self.conflict),
+                files,
+                self.max_workers or client.max_workers,
+            )
+            for result in results:
                 self._log_one(result)
-                results.append(result)
             return results
         if os.path.isdir(local):
             self.log.info("Uploading folder %s to %s/", local, remote or "(drive root)")
-            results = list(client.upload_folder(local, remote, conflict=self.conflict))
+            results = list(client.upload_folder(local, remote, conflict=self.conflict, max_workers=self.max_workers))
             for result in results:
                 self._log_one(result)
             return results
@@ -164,6 +170,7 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
 
     :param remote_path: remote file, folder or glob such as ``incoming/*.csv`` (templated).
     :param local_path: local file or directory (templated); directories are created as needed.
+    :param max_workers: files transferred at once for a folder or a glob (default: the client's, 8).
     :param onedrive_conn_id: the ``onedrive`` connection (templated).
     :return: (XCom) the list of local file paths written (a glob matching nothing gives ``[]``).
     """
@@ -176,10 +183,12 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
         *,
         remote_path: str,
         local_path: str | os.PathLike[str],
+        max_workers: int | None = None,
         onedrive_conn_id: str = "onedrive_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(onedrive_conn_id=onedrive_conn_id, **kwargs)
+        self.max_workers = _check_workers(max_workers)
         self.remote_path = remote_path
         self.local_path = os.fspath(local_path)
         if not is_templated(remote_path):
@@ -197,7 +206,7 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
                 item = client.info(remote)
                 if item.is_folder:
                     self.log.info("Downloading folder %s to %s", remote, self.local_path)
-                    results = list(client.download_folder(remote, self.local_path))
+                    results = list(client.download_folder(remote, self.local_path, max_workers=self.max_workers))
                 else:
                     target = self._file_target(item.name)
                     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
@@ -219,12 +228,24 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
 
     def _download_glob(self, client: OneDriveClient, pattern: str) -> list[Any]:
         base = GlobPattern.parse(pattern).base
-        results = []
-        for item in client.glob(pattern):
-            if item.is_folder:
-                continue
+
+        def fetch(item: Any) -> Any:
             relative = item.path[len(base) :].lstrip("/") if base else item.path
             target = Path(self.local_path, *normalize(relative).split("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
-            results.append(client.download_file(item.path, str(target)))
-        return results
+            return client.download_file(item.path, str(target))
+
+        files = [item for item in client.glob(pattern) if not item.is_folder]
+        return _concurrently(fetch, files, self.max_workers or client.max_workers)
+
+
+def _check_workers(max_workers: int | None) -> int | None:
+    if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+        raise OneDriveValidationError(f"max_workers must be a positive integer, got {max_workers!r}")
+    return max_workers
+
+
+def _concurrently(func: Callable[[Any], Any], items: Iterable[Any], workers: int) -> list[Any]:
+    """``func`` over ``items`` on a bounded pool, results in input order; the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(func, items))

@@ -183,6 +183,40 @@ def test_upload_glob_refuses_names_that_clash_case_insensitively(drive, tmp_path
         run(OneDriveUploadOperator(task_id="t", local_path=str(tmp_path / "*" / "*.csv"), remote_path="x"))
 
 
+def test_glob_transfers_run_concurrently_and_keep_order(drive, tmp_path, monkeypatch):
+    """max_workers files move at once (a barrier only opens when 3 transfers are in flight together)."""
+    import threading
+
+    from airflow_provider_onedrive.drive import OneDriveClient
+
+    for i in range(6):
+        (tmp_path / f"f{i}.csv").write_bytes(b"x" * (i + 1))
+    barrier = threading.Barrier(3, timeout=30)
+    upload, download = OneDriveClient.upload_file, OneDriveClient.download_file
+
+    def upload_in_step(self, *args, **kwargs):
+        barrier.wait()
+        return upload(self, *args, **kwargs)
+
+    def download_in_step(self, *args, **kwargs):
+        barrier.wait()
+        return download(self, *args, **kwargs)
+
+    monkeypatch.setattr(OneDriveClient, "upload_file", upload_in_step)
+    monkeypatch.setattr(OneDriveClient, "download_file", download_in_step)
+    up = OneDriveUploadOperator(task_id="t", local_path=str(tmp_path / "*.csv"), remote_path="many", max_workers=3)
+    results = run(up)
+    assert [r["path"] for r in results] == [f"many/f{i}.csv" for i in range(6)]
+    assert all(drive.read_file(f"many/f{i}.csv") == b"x" * (i + 1) for i in range(6))
+
+    target = tmp_path / "back"
+    down = OneDriveDownloadOperator(task_id="t", remote_path="many/*.csv", local_path=str(target), max_workers=3)
+    assert run(down) == [str(target / f"f{i}.csv") for i in range(6)]
+    assert (target / "f5.csv").read_bytes() == b"xxxxxx"
+    with pytest.raises(OneDriveValidationError, match="max_workers"):
+        OneDriveDownloadOperator(task_id="t", remote_path="a", local_path="b", max_workers=0)
+
+
 # -- download --------------------------------------------------------------------------------------------------
 def test_download_file_folder_and_glob(drive, tmp_path):
     drive.put_file("in/a.csv", b"a")
