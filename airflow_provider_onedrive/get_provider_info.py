@@ -85,10 +85,18 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "read_timeout": _number("Read timeout (s)", "Seconds to wait for a response.", 120),
 }
 
+#: The port is shown although the provider never uses it: Airflow 3.3.2's Test Connection button refuses a saved
+#: connection whose port is empty (it posts port 0, which "differs from the stored connection"); storing any port
+#: (443) lets the test reach the hook. A field cannot carry a default value, so the placeholder says what to type.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["host", "port", "schema"],
-    "relabeling": {"login": "Application (client) ID", "password": "Client secret"},
+    "hidden-fields": ["host", "schema"],
+    "relabeling": {
+        "login": "Application (client) ID",
+        "password": "Client secret",
+        "port": "Port (for Test Connection)",
+    },
     "placeholders": {
+        "port": "443: not used to connect; lets Airflow 3.3.2 test the saved connection",
         "login": "00000000-0000-0000-0000-000000000000",
         "password": "client secret Value (auth type client_secret; optional for refresh_token)",
         "tenant_id": "contoso.onmicrosoft.com",

@@ -44,8 +44,12 @@ def test_declarative_form(manager):
     assert widgets["extra__onedrive__certificate"].field["schema"]["format"] == "multiline"
     assert all(w.field["description"] for w in widgets.values())
     behaviour = manager.field_behaviours["onedrive"]
-    assert behaviour["hidden_fields"] == ["host", "port", "schema"]
-    assert behaviour["relabeling"] == {"login": "Application (client) ID", "password": "Client secret"}
+    assert behaviour["hidden_fields"] == ["host", "schema"]
+    assert behaviour["relabeling"] == {
+        "login": "Application (client) ID",
+        "password": "Client secret",
+        "port": "Port (for Test Connection)",
+    }
     assert behaviour["placeholders"]["extra__onedrive__site"].startswith("https://")
 
 
@@ -96,7 +100,7 @@ def test_legacy_form_methods_build_widgets(monkeypatch):
     assert {n for n, w in widgets.items() if isinstance(w, PasswordField)} == SECRET_FIELDS
     assert widgets["certificate"].widget == "area" and widgets["tenant_id"].label == "Tenant ID"
     behaviour = OneDriveHook.get_ui_field_behaviour()
-    assert behaviour["hidden_fields"] == ["host", "port", "schema"]
+    assert behaviour["hidden_fields"] == ["host", "schema"]
     assert behaviour["relabeling"]["login"] == "Application (client) ID"
 
 
