@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_onedrive.compat import BaseHook
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import requests
 
     from airflow_provider_onedrive.auth import MsalTokenProvider
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
     from airflow_provider_onedrive.graph import GraphClient
     from airflow_provider_onedrive.token_stores import RefreshTokenStore
+    from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, UploadResult
+    from airflow_provider_onedrive.transfers.operations import CopyMonitor
 
 __all__ = ["OneDriveHook", "VariableTokenStore", "variable_name"]
 
@@ -251,37 +255,49 @@ class OneDriveHook(BaseHook):
         return self.get_conn().download_bytes(path)
 
     # -- file-level pass-throughs (see OneDriveClient for parameters) --------------------------------------
-    def upload_file(self, local_path: str, remote_path: str, **kwargs: Any) -> dict[str, Any]:
+    # These return the client's result objects unchanged (UploadResult, DownloadResult, RemoteItem...), not
+    # dicts: call ``.to_dict()`` on one for a JSON-able value (an XCom, a log line).
+    def upload_file(self, local_path: str, remote_path: str, **kwargs: Any) -> UploadResult:
+        """Upload a local file; see :meth:`OneDriveClient.upload_file`. ``.to_dict()`` on the result is JSON-able."""
         return self.get_conn().upload_file(local_path, remote_path, **kwargs)
 
-    def download_file(self, remote_path: str, local_path: str, **kwargs: Any) -> Any:
+    def download_file(self, remote_path: str, local_path: str, **kwargs: Any) -> DownloadResult:
+        """Download to a local file; see :meth:`OneDriveClient.download_file`."""
         return self.get_conn().download_file(remote_path, local_path, **kwargs)
 
-    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+    def info(self, path: str, **kwargs: Any) -> RemoteItem:
+        """The item at ``path`` as a :class:`RemoteItem` (``.to_dict()`` for JSON; ``.raw`` is the driveItem)."""
         return self.get_conn().info(path, **kwargs)
 
     def exists(self, path: str) -> bool:
         return self.get_conn().exists(path)
 
-    def delete(self, path: str, **kwargs: Any) -> Any:
+    def delete(self, path: str, **kwargs: Any) -> builtins.list[str]:
+        """Delete ``path``; returns the paths deleted. See :meth:`OneDriveClient.delete`."""
         return self.get_conn().delete(path, **kwargs)
 
-    def mkdir(self, path: str, **kwargs: Any) -> Any:
+    def mkdir(self, path: str, **kwargs: Any) -> RemoteItem:
+        """Create a folder (and its parents); returns it. See :meth:`OneDriveClient.mkdir`."""
         return self.get_conn().mkdir(path, **kwargs)
 
-    def move(self, source: str, destination: str, **kwargs: Any) -> Any:
+    def move(self, source: str, destination: str, **kwargs: Any) -> RemoteItem:
+        """Move or rename; returns the moved item. See :meth:`OneDriveClient.move`."""
         return self.get_conn().move(source, destination, **kwargs)
 
-    def copy(self, source: str, destination: str, **kwargs: Any) -> Any:
+    def copy(self, source: str, destination: str, **kwargs: Any) -> RemoteItem | CopyMonitor:
+        """Server-side copy: the new item, or the :class:`CopyMonitor` with ``wait=False``."""
         return self.get_conn().copy(source, destination, **kwargs)
 
-    def ls(self, path: str = "", **kwargs: Any) -> Any:
+    def ls(self, path: str = "", **kwargs: Any) -> Iterator[RemoteItem]:
+        """The items in ``path`` (lazy); see :meth:`OneDriveClient.ls`."""
         return self.get_conn().ls(path, **kwargs)
 
-    def walk(self, path: str = "", **kwargs: Any) -> Any:
+    def walk(self, path: str = "", **kwargs: Any) -> Iterator[tuple[str, builtins.list[Any], builtins.list[Any]]]:
+        """Like ``os.walk``; see :meth:`OneDriveClient.walk`."""
         return self.get_conn().walk(path, **kwargs)
 
-    def glob(self, pattern: str, **kwargs: Any) -> Any:
+    def glob(self, pattern: str, **kwargs: Any) -> builtins.list[RemoteItem]:
+        """Items matching a glob, sorted by path; see :meth:`OneDriveClient.glob`."""
         return self.get_conn().glob(pattern, **kwargs)
 
     # -- Test Connection ---------------------------------------------------------------------------------
