@@ -91,7 +91,7 @@ def load_connection_json(text: str) -> dict[str, Any]:
             raise OneDriveConfigError(f"cannot read connection file {text[1:]!r}: {exc.strerror}") from None
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise OneDriveConfigError(f"--connection is not valid JSON ({exc.msg} at position {exc.pos})") from None
     if not isinstance(value, dict):
         raise OneDriveConfigError("--connection must be a JSON object like the AIRFLOW_CONN_* JSON form")
