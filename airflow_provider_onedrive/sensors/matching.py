@@ -220,7 +220,8 @@ class FileCriteria:
 
     :param pattern: a remote path (``reports/q1.csv``) or glob (``incoming/*.csv``, ``data/**/*.parquet``).
     :param min_size: smallest acceptable size in bytes (``None``: any size, empty files included).
-    :param modified_after: only files modified strictly after this moment count.
+    :param modified_after: only files modified strictly after this moment count (a datetime or ISO 8601 text;
+        parsed to an aware UTC datetime, also kept as ``cutoff``).
     :param stable_for: seconds a file's size and eTag must stay unchanged before it counts.
     :param case_sensitive: match names exactly (OneDrive itself is case-insensitive).
     """
@@ -232,12 +233,13 @@ class FileCriteria:
     case_sensitive: bool = False
     glob: GlobPattern = field(init=False)
     tracker: StabilityTracker = field(init=False)
+    cutoff: datetime.datetime | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.glob = GlobPattern.parse(self.pattern)
         if self.min_size is not None and (not isinstance(self.min_size, int) or self.min_size < 0):
             raise OneDriveValidationError(f"min_size must be a non-negative integer of bytes, got {self.min_size!r}")
-        self.modified_after = parse_datetime(self.modified_after)
+        self.modified_after = self.cutoff = parse_datetime(self.modified_after)
         if not isinstance(self.stable_for, int | float) or self.stable_for < 0:
             raise OneDriveValidationError(
                 f"stable_for must be a non-negative number of seconds, got {self.stable_for!r}"
@@ -259,7 +261,7 @@ class FileCriteria:
         return self.min_size is None or record.get("is_folder") or record["size"] >= self.min_size
 
     def _fresh_enough(self, record: Mapping[str, Any]) -> bool:
-        if self.modified_after is None:
+        if self.cutoff is None:
             return True
         modified = parse_datetime(record.get("modified"), what="lastModifiedDateTime")
-        return modified is not None and modified > self.modified_after
+        return modified is not None and modified > self.cutoff

@@ -127,8 +127,9 @@ class OneDriveFileSensor(BaseSensorOperator):
         parts = []
         if self.min_size is not None:
             parts.append(f"min_size={self.min_size}")
-        if self.modified_after:
-            parts.append(f"modified_after={self.criteria.modified_after.isoformat()}")  # type: ignore[union-attr]
+        cutoff = self.criteria.cutoff
+        if cutoff is not None:
+            parts.append(f"modified_after={cutoff.isoformat()}")
         if self.stable_for:
             parts.append(f"stable_for={self.stable_for}s")
         return f" ({', '.join(parts)})" if parts else ""
