@@ -225,9 +225,9 @@ class MsalTokenProvider:
             return seen
         with credential.lock:
             current = credential.access_token
-            fresh = current and time.time() < credential.expires_at - EXPIRY_MARGIN
-            if fresh and (not force_refresh or current != seen):
-                return current  # type: ignore[return-value]  # another thread just renewed it
+            fresh = time.time() < credential.expires_at - EXPIRY_MARGIN
+            if current and fresh and (not force_refresh or current != seen):
+                return current  # another thread just renewed it
             result = self._acquire(credential, force_refresh)
             token = result["access_token"]
             self._announce(token)

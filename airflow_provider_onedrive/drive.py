@@ -108,7 +108,8 @@ class OneDriveClient:
         if self._drive_base is None:
             with self._drive_lock:
                 if self._drive_base is None:
-                    self._drive_base = self._drive.resolve(self.graph).strip("/")  # type: ignore[union-attr]
+                    drive = self._drive
+                    self._drive_base = (drive if isinstance(drive, str) else drive.resolve(self.graph)).strip("/")
         return self._drive_base
 
     def secret(self, value: str) -> None:

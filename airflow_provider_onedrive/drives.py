@@ -14,6 +14,7 @@ from airflow_provider_onedrive.config import DRIVE_TYPES
 from airflow_provider_onedrive.errors import OneDriveConfigError, OneDriveNotFoundError
 
 if TYPE_CHECKING:
+    from airflow_provider_onedrive.config import ConnectionSettings
     from airflow_provider_onedrive.graph import GraphClient
 
 __all__ = ["DriveLocator"]
@@ -45,9 +46,9 @@ class DriveLocator:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: object) -> DriveLocator:
+    def from_settings(cls, settings: ConnectionSettings) -> DriveLocator:
         """The locator of a :class:`~airflow_provider_onedrive.config.ConnectionSettings`."""
-        return cls(settings.drive_type, settings.drive_value, settings.library)  # type: ignore[attr-defined]
+        return cls(settings.drive_type, settings.drive_value, settings.library)
 
     def __repr__(self) -> str:
         extra = f", library={self.library!r}" if self.library else ""

@@ -87,7 +87,7 @@ class PinnedSession(requests.Session):
     ``verify``; MSAL makes such calls, so the CA bundle a connection configures would be ignored.
     """
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("verify") is None:
             kwargs["verify"] = self.verify
         if kwargs.get("proxies") is None and self.proxies:
@@ -141,7 +141,7 @@ class GraphClient:
             if not callable(token_provider):
                 raise OneDriveConfigError("token_provider must have get_token() or be a callable returning a token")
             token_provider = _CallableTokenProvider(token_provider)
-        self.token_provider: TokenProvider = token_provider  # type: ignore[assignment]
+        self.token_provider: TokenProvider = token_provider
         self.graph_url = check_service_url(graph_url)
         parts = urlsplit(self.graph_url)
         self.graph_origin = f"{parts.scheme}://{parts.netloc}".lower()

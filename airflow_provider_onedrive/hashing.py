@@ -11,7 +11,8 @@ Bytes whose positions are equal modulo 160 land on the same bit offset, so a blo
 from __future__ import annotations
 
 import base64
-from typing import BinaryIO
+from types import ModuleType
+from typing import BinaryIO, Literal
 
 __all__ = ["QuickXorHash", "quickxorhash", "quickxorhash_file"]
 
@@ -22,10 +23,10 @@ _MASK = (1 << _WIDTH_BITS) - 1
 
 
 _NUMPY_MIN = 256 * 1024
-_numpy: object | None = None
+_numpy: ModuleType | Literal[False] | None = None
 
 
-def _load_numpy() -> object | None:
+def _load_numpy() -> ModuleType | None:
     """numpy if installed (an optional speed-up, about 40x on large blocks); False once known missing."""
     global _numpy
     if _numpy is None:
@@ -38,10 +39,10 @@ def _load_numpy() -> object | None:
     return _numpy or None
 
 
-def _fold_numpy(np: object, data: bytes | bytearray | memoryview) -> bytes:
+def _fold_numpy(np: ModuleType, data: bytes | bytearray | memoryview) -> bytes:
     whole = len(data) - len(data) % _PERIOD
-    rows = np.frombuffer(data, dtype="<u8", count=whole // 8).reshape(-1, _PERIOD // 8)  # type: ignore[attr-defined]
-    folded = bytearray(np.bitwise_xor.reduce(rows, axis=0).tobytes())  # type: ignore[attr-defined]
+    rows = np.frombuffer(data, dtype="<u8", count=whole // 8).reshape(-1, _PERIOD // 8)
+    folded = bytearray(np.bitwise_xor.reduce(rows, axis=0).tobytes())
     for i, byte in enumerate(bytes(memoryview(data)[whole:])):
         folded[i] ^= byte
     return bytes(folded)

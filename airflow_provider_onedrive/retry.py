@@ -12,6 +12,7 @@ import email.utils
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["Pacer", "RetryPolicy", "parse_retry_after"]
@@ -119,7 +120,7 @@ class Pacer:
         with self._lock:
             return max(0.0, self._open_at - time.monotonic())
 
-    def wait(self, sleep=time.sleep) -> float:
+    def wait(self, sleep: Callable[[float], object] = time.sleep) -> float:
         """Sleep until the gate is open; returns how long it slept."""
         slept = 0.0
         while (left := self.remaining()) > 0:

@@ -165,7 +165,7 @@ class FileTokenStore:
 
     def save(self, token: str) -> None:
         with self.lock():
-            payload = self._encrypt(token) if self._key else {"token": token}
+            payload = self._encrypt(self._key, token) if self._key else {"token": token}
             directory = os.path.dirname(self.path) or "."
             fd, tmp = tempfile.mkstemp(prefix=".onedrive-token-", dir=directory)
             try:
@@ -180,11 +180,12 @@ class FileTokenStore:
                     os.unlink(tmp)
                 raise
 
-    def _encrypt(self, token: str) -> dict[str, str]:
+    @staticmethod
+    def _encrypt(key: bytes, token: str) -> dict[str, str]:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         nonce = os.urandom(12)
-        ciphertext = AESGCM(self._key).encrypt(nonce, token.encode(), b"onedrive-refresh-token")  # type: ignore[arg-type]
+        ciphertext = AESGCM(key).encrypt(nonce, token.encode(), b"onedrive-refresh-token")
         return {"nonce": base64.b64encode(nonce).decode(), "ciphertext": base64.b64encode(ciphertext).decode()}
 
     def _decrypt(self, data: dict[str, str]) -> str | None:

@@ -9,7 +9,7 @@ connection's extra works unchanged as ``storage_options``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_onedrive.errors import OneDriveConfigError
 
@@ -17,10 +17,21 @@ if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
     from airflow_provider_onedrive.drives import DriveLocator
 
-__all__ = ["build_client"]
+__all__ = ["ClientSource", "build_client"]
 
 #: Extra keys that pick a drive, in the connection's vocabulary.
 _DRIVE_FIELDS = {"user": "user_id", "drive": "drive_id", "site": "site", "group": "group_id"}
+
+
+class ClientSource(TypedDict):
+    """The keyword arguments of :func:`build_client`, as a filesystem keeps them until its first use."""
+
+    client: OneDriveClient | None
+    conn_id: str | None
+    token: str | Callable[[], str] | None
+    drive: str | None
+    client_options: Mapping[str, Any] | None
+    credentials: Mapping[str, Any] | None
 
 
 def build_client(
@@ -74,7 +85,7 @@ def _client_from_token(
     from airflow_provider_onedrive.drive import OneDriveClient
     from airflow_provider_onedrive.graph import DEFAULT_GRAPH_URL, GraphClient
 
-    provider: Callable[[], str] = token if callable(token) else (lambda: token)  # type: ignore[assignment]
+    provider: Callable[[], str] = token if callable(token) else (lambda: token)
     graph = GraphClient(
         provider,
         graph_url=credentials.pop("graph_url", None) or DEFAULT_GRAPH_URL,

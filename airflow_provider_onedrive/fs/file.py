@@ -12,6 +12,7 @@ leaving a ``with`` block by an exception, or ``discard()``, uploads nothing.
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractBufferedFile
@@ -27,6 +28,7 @@ class OneDriveFile(AbstractBufferedFile):
     """A file in a drive opened for reading (``rb``) or writing (``wb``, or ``xb`` to fail if it exists)."""
 
     fs: OneDriveFileSystem
+    buffer: io.BytesIO  # fsspec's write buffer (set while writing)
     DEFAULT_BLOCK_SIZE = 4 * 2**20
 
     def __init__(
@@ -70,9 +72,15 @@ class OneDriveFile(AbstractBufferedFile):
         """Start the client's push-style upload (it spools until the size is known, then picks PUT or session)."""
         self._session = self.fs.client.start_upload_session(self.path, size=None, conflict=self.conflict)
 
+    def _upload(self) -> UploadSession:
+        """The upload started by :meth:`_initiate_upload` (fsspec calls that before the first chunk)."""
+        if self._session is None:
+            raise ValueError(f"{self.path!r}: no upload in progress (the file is not open for writing)")
+        return self._session
+
     def _upload_chunk(self, final: bool = False) -> bool:
         """Hand the buffer to the upload; on the final call, commit (if autocommitting)."""
-        self._session.write(self.buffer.getbuffer())
+        self._upload().write(self.buffer.getbuffer())
         if final and self.autocommit:
             self.commit()
         return True
@@ -80,7 +88,7 @@ class OneDriveFile(AbstractBufferedFile):
     def commit(self) -> None:
         """Upload and commit what was written (at close, or at the end of an fsspec transaction)."""
         try:
-            self._session.finish()
+            self._upload().finish()
         finally:
             self.fs.invalidate_cache(self.path)
 

@@ -27,7 +27,7 @@ from fsspec.spec import AbstractFileSystem
 from fsspec.utils import isfilelike, stringify_path, tokenize
 
 from airflow_provider_onedrive.errors import OneDriveValidationError
-from airflow_provider_onedrive.fs.connect import build_client
+from airflow_provider_onedrive.fs.connect import ClientSource, build_client
 from airflow_provider_onedrive.fs.file import OneDriveFile
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class OneDriveFileSystem(AbstractFileSystem):
         self.block_size = block_size
         self.cache_type = cache_type
         self.permanent_delete = permanent_delete
-        self._source = {
+        self._source: ClientSource = {
             "client": client,
             "conn_id": conn_id,
             "token": token,

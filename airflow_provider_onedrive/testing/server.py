@@ -255,7 +255,7 @@ class Listener(socketserver.ThreadingMixIn, HTTPServer):
         with self._conn_lock:
             self._connections.add(conn)
         try:
-            self.RequestHandlerClass(conn, client_address, self)
+            super().finish_request(conn, client_address)  # instantiates RequestHandlerClass
         except (OSError, ssl.SSLError, ValueError):
             pass
         finally:

@@ -116,7 +116,7 @@ class Transfers:
             if parsed is None:
                 headers["Content-Range"] = f"bytes */{blob.size}"
                 return Response(416, headers)
-            if parsed != "ignore":
+            if isinstance(parsed, tuple):  # else "ignore": serve the whole file
                 start, end = parsed
                 length, status = end - start + 1, 206
                 headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"

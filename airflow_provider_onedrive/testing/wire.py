@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime
 import email.utils
 import functools
+import io
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 __all__ = [
     "BLOCK_SIZE",
@@ -55,7 +56,7 @@ def http_date(epoch: float) -> str:
 class Body:
     """A request body read from the connection in blocks, with ``Content-Length`` or chunked framing."""
 
-    def __init__(self, rfile: BinaryIO, length: int | None, chunked: bool) -> None:
+    def __init__(self, rfile: io.BufferedIOBase, length: int | None, chunked: bool) -> None:
         self._rfile = rfile
         self.length = length
         self.chunked = chunked

@@ -27,8 +27,10 @@ KIB = 1024
 MIB = 1024 * KIB
 CONFLICT_BEHAVIOURS = ("fail", "replace", "rename")
 #: Types SharePoint may rewrite after upload (metadata promotion), so size and hash can legitimately differ.
-_REWRITTEN_SUFFIXES = (".docx", ".docm", ".xlsx", ".xlsm", ".pptx", ".pptm", ".doc", ".xls", ".ppt", ".pdf")
-_REWRITTEN_SUFFIXES += (".htm", ".html", ".aspx", ".one", ".vsdx")
+_REWRITTEN_SUFFIXES: tuple[str, ...] = (
+    *(".docx", ".docm", ".xlsx", ".xlsm", ".pptx", ".pptm", ".doc", ".xls", ".ppt", ".pdf"),
+    *(".htm", ".html", ".aspx", ".one", ".vsdx"),
+)
 
 T = TypeVar("T")
 

@@ -11,6 +11,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_onedrive import paths
@@ -108,12 +109,12 @@ def upload_folder(
         for folder in folders:
             by_depth[folder.count("/")].append(folder)
         for depth in sorted(by_depth):
-            _run_all(pool, [lambda f=f: client.mkdir(f, parents=True, exist_ok=True) for f in by_depth[depth]])
+            _run_all(pool, [partial(client.mkdir, f, parents=True, exist_ok=True) for f in by_depth[depth]])
         results = _run_all(
             pool,
             [
-                lambda src=src, dst=dst: client.upload_file(
-                    src, dst, conflict=conflict, preserve_mtime=preserve_mtime, progress=progress
+                partial(
+                    client.upload_file, src, dst, conflict=conflict, preserve_mtime=preserve_mtime, progress=progress
                 )
                 for src, dst in files
             ],

@@ -363,7 +363,7 @@ class Uploader:
                     raise OneDriveIntegrityError(f"{source or dest} shrank while it was being uploaded")
                 tracker.feed(offset, chunk)
                 try:
-                    offset, item, status = session.put(offset, chunk)
+                    next_offset, item, status = session.put(offset, chunk)
                 except _SessionGone:
                     if offset + n == size:  # the final fragment may have committed before its response was lost
                         committed = self._matching_item(dest, size, tracker.b64digest())
@@ -381,6 +381,7 @@ class Uploader:
                         self._update_url(key, session.url)
                     offset = 0
                     continue
+                offset = next_offset
                 sent += n
                 reporter.set(size if offset is None else offset)
         except OneDriveConflictError as exc:

@@ -145,9 +145,10 @@ class _Session:
     async def token(self) -> str:
         """A Graph access token; MSAL runs in a thread, and concurrent callers share one acquisition."""
         async with self._token_lock:
-            if self._token is None or time.monotonic() - self._token_at > _TOKEN_TTL:
-                await self._acquire(force_refresh=False)
-            return self._token  # type: ignore[return-value]
+            token = self._token
+            if token is None or time.monotonic() - self._token_at > _TOKEN_TTL:
+                token = await self._acquire(force_refresh=False)
+            return token
 
     async def refresh(self, rejected: str) -> None:
         """Graph refused ``rejected`` (401): get a fresh token, once for all triggers that saw it refused."""
@@ -155,9 +156,10 @@ class _Session:
             if self._token == rejected:
                 await self._acquire(force_refresh=True)
 
-    async def _acquire(self, *, force_refresh: bool) -> None:
-        self._token = await asyncio.to_thread(self.provider.get_token, force_refresh=force_refresh)
-        self._token_at = time.monotonic()
+    async def _acquire(self, *, force_refresh: bool) -> str:
+        token = await asyncio.to_thread(self.provider.get_token, force_refresh=force_refresh)
+        self._token, self._token_at = token, time.monotonic()
+        return token
 
     def http_client(self) -> httpx.AsyncClient:
         """An HTTP client for one trigger. One pool per trigger keeps httpcore's pool bookkeeping (linear in
@@ -260,7 +262,7 @@ class _Poller:
         folders = [(glob.base, 1)]
         while folders:
             folder, depth = folders.pop()
-            url = self.url(item_path(base, folder, "children"))
+            url: str | None = self.url(item_path(base, folder, "children"))
             params: dict[str, str] | None = {"$top": "1000", "$select": _SELECT}
             while url:
                 page = await self.get_json(url, params)
