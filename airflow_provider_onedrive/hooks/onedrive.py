@@ -302,7 +302,15 @@ class OneDriveHook(BaseHook):
 
     # -- Test Connection ---------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """Check credentials and drive access within a few seconds; the message says what works or what to fix."""
+        """Check credentials and drive access within a few seconds; the message says what works or what to fix.
+
+        The Airflow UI tests a copy of the connection under a random id, so messages say "this connection"
+        instead of naming it.
+        """
+        ok, message = self._check_connection()
+        return ok, message.replace(f"connection {self.onedrive_conn_id!r}", "this connection")
+
+    def _check_connection(self) -> tuple[bool, str]:
         from airflow_provider_onedrive.diagnostics import check_connection
 
         try:

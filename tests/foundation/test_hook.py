@@ -43,7 +43,7 @@ def test_test_connection_wrong_secret(emu, monkeypatch):
     set_conn(monkeypatch, "od_bad", conn)
     ok, message = OneDriveHook("od_bad").test_connection()
     assert not ok
-    assert message.startswith("Sign-in failed: connection 'od_bad'")
+    assert message.startswith("Sign-in failed: this connection") and "od_bad" not in message
     assert "AADSTS7000215" in message and "Value (not its Secret ID)" in message
     assert "wrong-secret-value" not in message
 
@@ -70,7 +70,7 @@ def test_test_connection_config_error_names_field(emu, monkeypatch):
     set_conn(monkeypatch, "od_notenant", conn)
     ok, message = OneDriveHook("od_notenant").test_connection()
     assert not ok
-    assert message.startswith("connection 'od_notenant': extra 'tenant_id' is required")
+    assert message.startswith("this connection: extra 'tenant_id' is required")
 
 
 def test_test_connection_is_bounded_by_short_timeouts(emu, monkeypatch):
