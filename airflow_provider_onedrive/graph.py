@@ -80,6 +80,28 @@ def check_service_url(url: str, *, field: str = "graph_url") -> str:
     return url.rstrip("/")
 
 
+class _RedactQueries(logging.Filter):
+    """urllib3 logs every request's path and query at DEBUG. The query of a pre-authenticated URL (upload
+    session, download) is a credential, so queries are replaced by ``?<redacted>`` in those lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "?" in a for a in record.args):
+            record.args = tuple(
+                a.split("?", 1)[0] + "?<redacted>" if isinstance(a, str) and "?" in a else a for a in record.args
+            )
+        return True
+
+
+_QUERY_REDACTION = _RedactQueries()
+
+
+def _redact_urllib3_debug_lines() -> None:
+    """Install the query redaction on urllib3's request logger (once per process)."""
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    if _QUERY_REDACTION not in urllib3_log.filters:
+        urllib3_log.addFilter(_QUERY_REDACTION)
+
+
 class PinnedSession(requests.Session):
     """A requests.Session whose ``verify`` and ``proxies`` always win.
 
@@ -99,6 +121,7 @@ def make_session(
     *, verify: bool | str = True, proxies: Mapping[str, str] | None = None, pool_maxsize: int = 16
 ) -> PinnedSession:
     """A session with a connection pool sized for concurrent transfers and no urllib3-level retries."""
+    _redact_urllib3_debug_lines()
     session = PinnedSession()
     session.verify = verify
     if proxies:
