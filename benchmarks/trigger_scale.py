@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -62,6 +63,22 @@ def start_emulator(latency: float, workdir: Path) -> tuple[subprocess.Popen[byte
         time.sleep(0.1)
     time.sleep(0.2)
     return process, json.loads(info_file.read_text())
+
+
+class GcMeter:
+    """Durations of the interpreter's full (generation 2) collections during the run."""
+
+    def __init__(self) -> None:
+        self.full: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.full.append(time.perf_counter() - self._started)
 
 
 class LagMeter:
@@ -120,12 +137,14 @@ async def bench(count: int, poke_interval: float, connection: dict[str, Any], se
             fired.append(time.perf_counter())
             return
 
-    meter = LagMeter()
+    meter, collections = LagMeter(), GcMeter()
+    gc.callbacks.append(collections)
     ticker = asyncio.ensure_future(meter.run())
     started, started_wall = time.perf_counter(), time.time()
     await asyncio.gather(*(watch(t) for t in triggers))
     finished = time.perf_counter()
     ticker.cancel()
+    gc.callbacks.remove(collections)
     files_at = float((await seeder.communicate())[0].decode().split()[-1]) - started_wall
     lags = sorted(meter.lags)
     return {
@@ -140,6 +159,9 @@ async def bench(count: int, poke_interval: float, connection: dict[str, Any], se
         "lag_p99_ms": round(lags[int(len(lags) * 0.99)] * 1000, 1),
         "lag_median_ms": round(statistics.median(lags) * 1000, 2),
         "ticks": len(lags),
+        "gc_full_collections": len(collections.full),
+        "gc_full_max_ms": round(max(collections.full, default=0.0) * 1000, 1),
+        "gc_tracked_objects": len(gc.get_objects()),
         "worst_lag_ms_each_second": meter.worst_per_second(started),
     }
 
@@ -150,6 +172,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds added to every emulator request")
     parser.add_argument("--poke-interval", type=float, default=2.0)
     parser.add_argument("--seed-after", type=float, default=6.0, help="seconds before the files appear")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() after imports (Airflow's dag processor and LocalExecutor do this; its triggerer does not)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="trigger-scale-") as tmp:
         os.environ.setdefault("AIRFLOW_HOME", tmp)
@@ -157,6 +184,10 @@ def main() -> None:
         try:
             connection = info["connections"]["app"]
             os.environ["AIRFLOW_CONN_ONEDRIVE_DEFAULT"] = json.dumps(connection)
+            if args.gc_freeze:
+                import airflow_provider_onedrive.triggers.onedrive  # noqa: F401  (Airflow imports, then freeze)
+
+                gc.freeze()
             result = asyncio.run(bench(args.triggers, args.poke_interval, connection, args.seed_after))
         finally:
             emulator.terminate()
