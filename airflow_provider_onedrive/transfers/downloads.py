@@ -279,24 +279,12 @@ class Downloader:
                 total = int(match.group(3)) if match.group(3) != "*" else None
             elif response.headers.get("Content-Length", "").isdigit():
                 total = int(response.headers["Content-Length"])
-            buffer = bytearray()
-
-            def flush() -> None:
-                block = bytes(buffer)
-                buffer.clear()
+            # Whole blocks straight from urllib3 (as iter_content does): no per-record copies. A break loses at
+            # most the block being read; the resume starts after the last block written.
+            for block in response.raw.stream(BLOCK_SIZE, decode_content=False):
                 sink.write(block)
                 hasher.update(block)
                 reporter.set(hasher.length)
-
-            try:
-                # read1 returns what has arrived, so a broken stream keeps every byte received before the break.
-                while block := response.raw.read1(BLOCK_SIZE):
-                    buffer += block
-                    if len(buffer) >= BLOCK_SIZE:
-                        flush()
-            finally:
-                if buffer:
-                    flush()
             return total
 
     def _verify(self, remote: str, item: dict[str, Any], size: int, digest: str, total: int | None) -> None:
