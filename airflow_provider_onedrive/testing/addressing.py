@@ -125,9 +125,16 @@ def parse_item_path(target: Target, store: Store, rest: str) -> Target:
     match = re.match(r"/(root|items/([^/:]+))(.*)$", rest)
     if match is None:
         raise _bad_segment(rest.strip("/").split("/")[0])
+    if match.group(2) is not None and re.search(r"%3a", match.group(2), re.IGNORECASE):
+        # The Graph SDKs address by path as ``items.by_drive_item_id("root:/a/b.txt:")``, which they send as ONE
+        # percent-encoded segment (``items/root%3A%2Fa%2Fb.txt%3A/content``); Graph decodes it and routes it like
+        # ``items/root:/a/b.txt:/content``. Names never hold ``:`` or ``/``, so unfolding just those is lossless.
+        unfolded = re.sub(r"%3a", ":", re.sub(r"%2f", "/", match.group(2), flags=re.IGNORECASE), flags=re.IGNORECASE)
+        return parse_item_path(target, store, f"/items/{unfolded}{match.group(3)}")
     if match.group(2) is not None:
         target.item_id = _decode(match.group(2))
-        target.base = store.item(drive, target.item_id)
+        # ``root`` is an item id alias too: ``items/root/children``, ``items/root:/path:`` (the SDKs' samples).
+        target.base = drive.root if target.item_id == "root" else store.item(drive, target.item_id)
     else:
         target.base = drive.root
     tail = match.group(3)

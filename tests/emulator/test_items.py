@@ -65,6 +65,25 @@ def test_path_forms_address_the_same_item(graph: Graph) -> None:
     assert relative.status_code == 201 and relative.json()["parentReference"]["id"] == folder_id
 
 
+def test_sdk_style_item_ids_root_alias_and_one_encoded_segment(graph: Graph) -> None:
+    # The Graph SDKs send by_drive_item_id("root:/a/b c.txt:") as ONE percent-encoded segment, and use "root"
+    # as an item id (items/root/children); Graph routes both like the plain forms.
+    item = graph.upload("a/b c%.txt", b"x")
+    folder_id = item["parentReference"]["id"]
+    for path in (
+        "items/root%3A%2Fa%2Fb%20c%25.txt%3A",
+        f"items/{folder_id}%3a%2fb%20c%25.txt%3a",
+        "items/root:/a/b%20c%25.txt:",
+    ):
+        assert graph.get(path).json()["id"] == item["id"], path
+    assert graph.get("items/root%3A%2Fa%2Fb%20c%25.txt%3A/content").status_code == 302
+    assert [c["name"] for c in graph.get("items/root%3A%2Fa%3A/children").json()["value"]] == ["b c%.txt"]
+    assert [c["name"] for c in graph.get("items/root/children").json()["value"]] == ["a"]
+    put = graph.put("items/root%3A%2Fa%2Fnew.txt%3A/content", b"n")
+    assert put.status_code == 201 and put.json()["parentReference"]["id"] == folder_id
+    assert_graph_error(graph.get("items/root%3A%2Fa%2Fmissing.txt%3A"), 404, "itemNotFound")
+
+
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     name=st.text(
