@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -230,7 +229,6 @@ def test_help_reads_well_for_every_command():
 
 @pytest.mark.airflow
 def test_demo_runs_a_dag_and_prints_the_tree(tmp_path):
-    started = time.monotonic()
     result = subprocess.run(
         [*CLI, "demo", "--dag", "example_onedrive_routing", "--airflow-home", str(tmp_path / "home")],
         capture_output=True,
@@ -242,4 +240,3 @@ def test_demo_runs_a_dag_and_prints_the_tree(tmp_path):
     assert "example_onedrive_routing         success" in result.stdout
     assert "What landed in the emulated OneDrive" in result.stdout
     assert "  tables/\n    measurements.csv" in result.stdout
-    assert time.monotonic() - started < 600
