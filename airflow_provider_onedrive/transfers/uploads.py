@@ -17,6 +17,7 @@ Streams of unknown size are spooled to a temporary file first: Graph needs the t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -298,13 +299,10 @@ class Uploader:
         key: str | None,
         fingerprint: tuple[int, str] | None,
     ) -> UploadResult:
-        tracker = _HashTracker(read_at)
-        try:
+        with contextlib.closing(_HashTracker(read_at)) as tracker:
             return self._session_upload_tracked(
                 read_at, size, dest, conflict, mtime, reporter, key, fingerprint, tracker
             )
-        finally:
-            tracker.close()
 
     def _session_upload_tracked(
         self,
