@@ -150,24 +150,11 @@ def _raw_download(info: dict[str, Any], path: str, target: str, *, durable: bool
             os.fsync(out.fileno())
 
 
-def _raw_list(info: dict[str, Any], folder: str) -> int:
+def _raw_count(info: dict[str, Any], folder: str, collection: str) -> int:
+    """Items of ``root:/folder:/children`` or ``/delta``: a bare ``$top=1000`` paging loop, nothing else."""
     session = _session(info)
     auth = {"Authorization": f"Bearer {_token(info, session)}"}
-    url = f"{info['graph_url']}/drives/{info['drive_id']}/root:/{folder}:/children"
-    params: dict[str, Any] | None = {"$top": 1000}
-    count = 0
-    while url:
-        page = session.get(url, params=params, headers=auth).json()
-        count += len(page["value"])
-        url, params = page.get("@odata.nextLink"), None
-    return count
-
-
-def _raw_delta(info: dict[str, Any], folder: str) -> int:
-    """Every item under ``folder`` through ``delta`` (one sequential chain of pages)."""
-    session = _session(info)
-    auth = {"Authorization": f"Bearer {_token(info, session)}"}
-    url = f"{info['graph_url']}/drives/{info['drive_id']}/root:/{folder}:/delta"
+    url = f"{info['graph_url']}/drives/{info['drive_id']}/root:/{folder}:/{collection}"
     params: dict[str, Any] | None = {"$top": 1000}
     count = 0
     while url:
@@ -211,9 +198,9 @@ def worker(task: dict[str, Any]) -> dict[str, Any]:
     elif kind == "client_list":
         extra["items"] = sum(1 for _ in client.ls(task["dest"]))
     elif kind == "raw_list":
-        extra["items"] = _raw_list(info, task["dest"])
+        extra["items"] = _raw_count(info, task["dest"], "children")
     elif kind == "raw_delta":
-        extra["items"] = _raw_delta(info, task["dest"])
+        extra["items"] = _raw_count(info, task["dest"], "delta")
     elif kind == "client_walk":
         extra["items"] = sum(len(d) + len(f) for _, d, f in client.walk(task["dest"]))
     else:
