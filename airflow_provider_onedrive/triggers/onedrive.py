@@ -4,15 +4,21 @@ One triggerer runs thousands of triggers on one event loop, so nothing here may 
 with ``httpx.AsyncClient``, throttling waits are ``asyncio.sleep``, and the blocking parts (reading the
 connection, MSAL token acquisition, loading a CA bundle, resolving a SharePoint site) run in worker threads,
 once per connection and event loop, shared by every trigger watching through that connection.
+
+Triggers of one connection also share a few HTTP clients (a handful of pooled connections instead of one per
+trigger) and their listings: triggers watching the same folder at the same time send one request, not one each.
+That keeps Graph's throttling budget and the triggerer's heap (whose full garbage collections stall its loop)
+small.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -40,12 +46,21 @@ _SELECT = "id,name,size,eTag,lastModifiedDateTime,file,folder,root"
 _SESSION_TTL = 600.0
 #: Graph requests in flight at once per connection id and triggerer, however many triggers poll.
 _MAX_IN_FLIGHT = 100
+#: HTTP clients per connection and event loop; each request goes to the least busy one. Several small pools,
+#: not one big one: httpcore's pool bookkeeping grows with queued requests times connections.
+_CLIENTS = 8
+#: Pooled connections per client, so all clients together carry ``_MAX_IN_FLIGHT`` requests.
+_CONNECTIONS_PER_CLIENT = -(-_MAX_IN_FLIGHT // _CLIENTS)
+#: The oldest listing a trigger accepts from another trigger's poll: half its poke interval, at most this.
+_MAX_SHARED_AGE = 30.0
 #: Longest random delay before a trigger's first poll.
 _MAX_START_JITTER = 2.0
 #: Modules httpx imports lazily on its first async request (an import on the loop thread would stall it).
 _WARM_IMPORTS = ("sniffio", "anyio", "anyio._backends._asyncio", "anyio.streams.tls", "anyio.to_thread")
 #: How long an access token is reused before asking the token provider again (a 401 refreshes it sooner).
 _TOKEN_TTL = 120.0
+#: One retry policy (immutable) for every poll.
+_RETRY = RetryPolicy()
 
 
 class OneDriveFileTrigger(BaseTrigger):
@@ -108,9 +123,9 @@ class OneDriveFileTrigger(BaseTrigger):
     async def _wait(self, session: _Session, criteria: FileCriteria) -> list[dict[str, Any]]:
         # Spread the first polls: a triggerer (re)starting many triggers at once must not stampede Graph,
         # nor run every trigger's first request in one turn of the event loop.
-        await asyncio.sleep(random.uniform(0, min(self.poke_interval, _MAX_START_JITTER)))
-        async with session.http_client() as http:
-            poller = _Poller(session, http, criteria)
+        async with session.attached():
+            await asyncio.sleep(random.uniform(0, min(self.poke_interval, _MAX_START_JITTER)))
+            poller = _Poller(session, criteria, max_age=min(self.poke_interval / 2, _MAX_SHARED_AGE))
             while True:
                 records = await poller.candidates()
                 matches = criteria.select(records, time.time())
@@ -118,6 +133,14 @@ class OneDriveFileTrigger(BaseTrigger):
                     self.log.info("Found %d matching file(s) for %s", len(matches), self.path)
                     return matches
                 await asyncio.sleep(self.poke_interval)
+
+
+@dataclass
+class _Client:
+    """One pooled HTTP client of a session, and how many requests it is carrying."""
+
+    http: httpx.AsyncClient
+    busy: int = 0
 
 
 @dataclass
@@ -137,6 +160,11 @@ class _Session:
     _token_at: float = 0.0
     _token_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     requests_in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(_MAX_IN_FLIGHT))
+    _users: int = 0
+    _clients: list[_Client] = field(default_factory=list)
+    _pending: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
+    _recent: dict[Any, tuple[float, Any]] = field(default_factory=dict)
+    _pruned_at: float = 0.0
 
     @property
     def expired(self) -> bool:
@@ -161,12 +189,68 @@ class _Session:
         self._token, self._token_at = token, time.monotonic()
         return token
 
-    def http_client(self) -> httpx.AsyncClient:
-        """An HTTP client for one trigger. One pool per trigger keeps httpcore's pool bookkeeping (linear in
-        queued requests times connections) small; the TLS context is shared, so no per-client CA loading."""
+    @contextlib.asynccontextmanager
+    async def attached(self) -> AsyncIterator[None]:
+        """A trigger using the session's HTTP clients; the last one to leave closes them."""
+        self._users += 1
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if not self._users:
+                clients, self._clients = self._clients, []
+                self._recent.clear()
+                for client in clients:
+                    with contextlib.suppress(Exception):
+                        await client.http.aclose()
+
+    async def get(self, url: str, params: dict[str, str] | None, token: str) -> httpx.Response:
+        """One GET through the least busy client, within the connection's in-flight limit."""
+        async with self.requests_in_flight:
+            client = min(self._clients, key=lambda c: c.busy, default=None)
+            if client is None or (client.busy and len(self._clients) < _CLIENTS):
+                client = _Client(self._new_http_client())
+                self._clients.append(client)
+            client.busy += 1
+            try:
+                return await client.http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+            finally:
+                client.busy -= 1
+
+    async def shared(self, key: Any, max_age: float, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """``fetch()``'s result, shared: joins the same request in flight, or reuses one that started at most
+        ``max_age`` seconds ago. Errors are not kept; every waiter sees the error of the request it joined."""
+        now = time.monotonic()
+        recent = self._recent.get(key)
+        if recent is not None and now - recent[0] <= max_age:
+            return recent[1]
+        task = self._pending.get(key)
+        if task is None:
+            task = self._pending[key] = asyncio.get_running_loop().create_task(self._fetch_and_keep(key, fetch))
+            task.add_done_callback(_consume_exception)
+        return await asyncio.shield(task)  # a cancelled trigger does not cancel the request others wait for
+
+    async def _fetch_and_keep(self, key: Any, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        started = time.monotonic()
+        try:
+            result = await fetch()
+        finally:
+            del self._pending[key]
+        if self._users:
+            self._recent[key] = (started, result)
+        if started - self._pruned_at > 1.0:
+            self._pruned_at = started
+            for stale in [k for k, (at, _) in self._recent.items() if started - at > _MAX_SHARED_AGE]:
+                del self._recent[stale]
+        return result
+
+    def _new_http_client(self) -> httpx.AsyncClient:
+        """A small pool; the TLS context is the session's, so no per-client CA loading."""
         import httpx
 
-        limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
+        limits = httpx.Limits(
+            max_connections=_CONNECTIONS_PER_CLIENT, max_keepalive_connections=_CONNECTIONS_PER_CLIENT
+        )
         mounts = {
             f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=self.verify, limits=limits)
             for scheme, url in self.proxies.items()
@@ -179,6 +263,12 @@ class _Session:
             headers={"User-Agent": self.user_agent},
             follow_redirects=False,
         )
+
+
+def _consume_exception(task: asyncio.Task[Any]) -> None:
+    """Waiters may all be gone (cancelled triggers); the error then needs no "never retrieved" warning."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _build_session(conn_id: str) -> _Session:
@@ -241,11 +331,11 @@ _sessions = _SessionCache()
 class _Poller:
     """Lists what the criteria could match, following nextLink, with Retry-After-aware retries."""
 
-    def __init__(self, session: _Session, http: httpx.AsyncClient, criteria: FileCriteria) -> None:
+    def __init__(self, session: _Session, criteria: FileCriteria, *, max_age: float) -> None:
         self.session = session
-        self.http = http
         self.criteria = criteria
-        self.retry = RetryPolicy()
+        self.max_age = max_age
+        self.retry = _RETRY
         self.origin = _origin(session.graph_url)
 
     def url(self, relative: str) -> str:
@@ -282,6 +372,13 @@ class _Poller:
         return records
 
     async def get_json(self, url: str, params: dict[str, str] | None) -> dict[str, Any] | None:
+        """GET a Graph resource: its JSON, or None on 404; shared with triggers asking for the same at once."""
+        key = (url, tuple(sorted(params.items())) if params else ())
+        fetch = lambda: self._get_json(url, params)  # noqa: E731
+        result: dict[str, Any] | None = await self.session.shared(key, self.max_age, fetch)
+        return result
+
+    async def _get_json(self, url: str, params: dict[str, str] | None) -> dict[str, Any] | None:
         """GET a Graph resource: its JSON, or None on 404. Retries per the policy; raises OneDriveError."""
         import httpx
 
@@ -293,8 +390,7 @@ class _Poller:
             attempt += 1
             token = await self.session.token()
             try:
-                async with self.session.requests_in_flight:
-                    response = await self.http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+                response = await self.session.get(url, params, token)
             except httpx.TransportError as exc:
                 if attempt >= self.retry.max_attempts or time.monotonic() - started > self.retry.max_total:
                     raise OneDriveTransportError(

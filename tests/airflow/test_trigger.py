@@ -183,3 +183,92 @@ def test_a_bad_connection_fires_an_error_event(drive, monkeypatch):
     payload = asyncio.run(first_event(OneDriveFileTrigger(path="x/*.csv", onedrive_conn_id="broken")))
     assert payload["status"] == "error"
     assert "connection 'broken'" in payload["message"]
+
+
+def test_triggers_watching_one_folder_share_its_listing(drive):
+    """Twenty sensors on one inbox cost Graph one listing per poll, not twenty."""
+    drive.put_file("shared/a.csv", b"a")
+    drive.clear_requests()
+
+    async def scenario() -> list[dict[str, Any]]:
+        triggers = [OneDriveFileTrigger(path="shared/*.csv", poke_interval=10) for _ in range(20)]
+        return await asyncio.gather(*(first_event(t) for t in triggers))
+
+    payloads = asyncio.run(scenario())
+    assert [p["status"] for p in payloads] == ["success"] * 20
+    assert {p["matches"][0]["path"] for p in payloads} == {"shared/a.csv"}
+    listings = [r for r in drive.requests if r.kind == "graph" and "children" in r.path]
+    assert len(listings) == 1  # first polls are spread over 2 s; a listing is shared for up to 5 s here
+
+
+def test_a_shared_listing_is_never_older_than_half_the_poke_interval(drive):
+    """A trigger polling every 0.4 s must not reuse a listing another trigger (polling every 10 s) made
+    before the file arrived: it would then wait for that trigger's next poll, 10 s later."""
+
+    async def scenario() -> dict[str, Any]:
+        slow = asyncio.ensure_future(first_event(OneDriveFileTrigger(path="fresh/*.csv", poke_interval=10)))
+        while not any("children" in r.path for r in drive.requests):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # its empty listing is now kept for sharing (for up to 5 s)
+        await asyncio.to_thread(drive.put_file, "fresh/a.csv", b"a")
+        fast = await first_event(OneDriveFileTrigger(path="fresh/*.csv", poke_interval=0.4), timeout=4)
+        slow.cancel()
+        return fast
+
+    payload = asyncio.run(scenario())
+    assert [m["path"] for m in payload["matches"]] == ["fresh/a.csv"]
+
+
+def test_a_cancelled_trigger_does_not_cancel_the_listing_others_wait_for(drive):
+    drive.put_file("cancel/a.csv", b"a")
+    drive.faults.latency = 0.5
+
+    async def scenario() -> dict[str, Any]:
+        first = asyncio.ensure_future(first_event(OneDriveFileTrigger(path="cancel/*.csv", poke_interval=0.05)))
+        second = asyncio.ensure_future(first_event(OneDriveFileTrigger(path="cancel/*.csv", poke_interval=0.05)))
+        while not _session_of_this_loop() or not _session_of_this_loop()._pending:
+            await asyncio.sleep(0.01)  # the shared listing is in flight (0.5 s of latency)
+        first.cancel()  # the triggerer cancels a trigger (its task timed out or was cleared)
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await second
+
+    payload = asyncio.run(scenario())
+    assert payload["status"] == "success"
+    assert [m["path"] for m in payload["matches"]] == ["cancel/a.csv"]
+
+
+def _session_of_this_loop() -> Any:
+    """The connection's shared trigger state on the running loop, once set up."""
+    from airflow_provider_onedrive.triggers.onedrive import _sessions
+
+    task = _sessions._by_loop.get(asyncio.get_running_loop(), {}).get("onedrive_default")
+    return task.result() if task is not None and task.done() else None
+
+
+def test_many_triggers_share_a_few_pooled_clients_closed_by_the_last_one(drive):
+    from airflow_provider_onedrive.triggers import onedrive as module
+
+    drive.faults.latency = 0.2
+    for i in range(60):
+        drive.put_file(f"pool/{i:02d}/x.csv", b"x")
+    sessions = []
+
+    async def scenario() -> list[dict[str, Any]]:
+        triggers = [OneDriveFileTrigger(path=f"pool/{i:02d}/x.csv", poke_interval=0.1) for i in range(60)]
+        events = asyncio.gather(*(first_event(t) for t in triggers))
+        while not sessions:
+            session = _session_of_this_loop()
+            if session is not None and session._clients:
+                sessions.append(session)
+            await asyncio.sleep(0.01)
+        peak = 0
+        while not events.done():
+            peak = max(peak, len(sessions[0]._clients))
+            await asyncio.sleep(0.01)
+        assert 1 < peak <= module._CLIENTS
+        return await events
+
+    payloads = asyncio.run(scenario())
+    assert all(p["status"] == "success" for p in payloads)
+    assert sessions[0]._clients == []  # the last trigger to finish closed the pooled connections
