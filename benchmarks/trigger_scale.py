@@ -202,14 +202,18 @@ def main() -> None:
     parser.add_argument("--seed-after", type=float, default=6.0, help="seconds before the files appear")
     parser.add_argument(
         "--gc-freeze",
-        choices=["none", "local-settings", "all"],
+        choices=["none", "local-settings", "provider"],
         default="none",
-        help="none: as Airflow's triggerer runs; local-settings: gc.freeze() in airflow_local_settings.py, as "
-        "docs/sensors.md suggests (it runs while `import airflow` initialises); all: gc.freeze() after every import",
+        help="none: as Airflow's triggerer runs by default; local-settings: gc.freeze() in airflow_local_settings.py "
+        "(Airflow runs it while `import airflow` initialises); provider: [onedrive] triggerer_gc_freeze = True "
+        "(the first OneDrive trigger freezes the heap)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="trigger-scale-") as tmp:
         os.environ["AIRFLOW_HOME"] = tmp
+        os.environ.pop("AIRFLOW__ONEDRIVE__TRIGGERER_GC_FREEZE", None)
+        if args.gc_freeze == "provider":
+            os.environ["AIRFLOW__ONEDRIVE__TRIGGERER_GC_FREEZE"] = "True"
         if args.gc_freeze == "local-settings":
             (Path(tmp) / "config").mkdir()
             (Path(tmp) / "config" / "airflow_local_settings.py").write_text("import gc\n\ngc.freeze()\n")
@@ -222,8 +226,6 @@ def main() -> None:
 
             import airflow_provider_onedrive.triggers.onedrive  # noqa: F401
 
-            if args.gc_freeze == "all":
-                gc.freeze()
             floor = full_collection_floor()
             result = asyncio.run(bench(args.triggers, args.poke_interval, connection, args.seed_after))
         finally:

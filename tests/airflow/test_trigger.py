@@ -272,3 +272,39 @@ def test_many_triggers_share_a_few_pooled_clients_closed_by_the_last_one(drive):
     payloads = asyncio.run(scenario())
     assert all(p["status"] == "success" for p in payloads)
     assert sessions[0]._clients == []  # the last trigger to finish closed the pooled connections
+
+
+FREEZE_PROBE = """
+import asyncio, gc, json
+from airflow_provider_onedrive.triggers.onedrive import OneDriveFileTrigger
+
+async def main():
+    before = gc.get_freeze_count()
+    async for event in OneDriveFileTrigger(path="frozen/a.csv", poke_interval=0.1).run():
+        return before, event.payload["status"]
+
+before, status = asyncio.run(main())
+print(json.dumps({"before": before, "after": gc.get_freeze_count(), "status": status}))
+"""
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_triggerer_gc_freeze_is_opt_in_and_freezes_the_heap_once(drive, enabled):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    drive.put_file("frozen/a.csv", b"a")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__ONEDRIVE__")}
+    if enabled:
+        env["AIRFLOW__ONEDRIVE__TRIGGERER_GC_FREEZE"] = "True"
+    out = subprocess.run([sys.executable, "-c", FREEZE_PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["status"] == "success" and result["before"] == 0
+    if enabled:
+        assert result["after"] > 50_000  # Airflow's import-time heap
+        assert "objects frozen out of garbage collection" in out.stdout + out.stderr
+    else:
+        assert result["after"] == 0

@@ -72,6 +72,34 @@ def test_provider_info_lists_only_existing_modules():
         importlib.import_module(module)
 
 
+def test_provider_info_matches_airflows_schema_and_declares_its_config():
+    import json
+    from pathlib import Path
+
+    import airflow
+    import jsonschema
+
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    info = get_provider_info()
+    jsonschema.validate(info, schema)
+    option = info["config"]["onedrive"]["options"]["triggerer_gc_freeze"]
+    assert (option["type"], option["default"]) == ("boolean", "False")
+
+
+def test_config_default_and_override_reach_airflow_conf():
+    code = (
+        "from airflow.configuration import conf; "
+        "print(conf.getboolean('onedrive', 'triggerer_gc_freeze'), conf.get_default_value('onedrive', "
+        "'triggerer_gc_freeze'))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__ONEDRIVE__")}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert default.stdout.split()[-2:] == ["False", "False"]
+    env["AIRFLOW__ONEDRIVE__TRIGGERER_GC_FREEZE"] = "True"
+    override = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert override.stdout.split()[-2:] == ["True", "False"]
+
+
 def test_legacy_form_methods_build_widgets(monkeypatch):
     class Field:
         def __init__(self, label, widget=None, description=None):
