@@ -40,9 +40,20 @@ def _load_numpy() -> ModuleType | None:
 
 
 def _fold_numpy(np: ModuleType, data: bytes | bytearray | memoryview) -> bytes:
+    """XOR the 160-byte rows together by halving: each step is one long vectorised XOR (an axis-0 reduce over
+    rows of twenty words runs a short inner loop per row and is about half as fast)."""
     whole = len(data) - len(data) % _PERIOD
     rows = np.frombuffer(data, dtype="<u8", count=whole // 8).reshape(-1, _PERIOD // 8)
-    folded = bytearray(np.bitwise_xor.reduce(rows, axis=0).tobytes())
+    if not len(rows):
+        folded = bytearray(_PERIOD)
+    else:
+        odd = np.zeros(_PERIOD // 8, dtype="<u8")
+        while len(rows) > 1:
+            half = len(rows) // 2
+            if len(rows) % 2:
+                odd ^= rows[-1]
+            rows = rows[:half] ^ rows[half : 2 * half]
+        folded = bytearray((rows[0] ^ odd).tobytes())
     for i, byte in enumerate(bytes(memoryview(data)[whole:])):
         folded[i] ^= byte
     return bytes(folded)
@@ -91,6 +102,11 @@ class QuickXorHash:
     def length(self) -> int:
         """Number of bytes hashed so far."""
         return self._length
+
+    def reset(self) -> None:
+        """Start over from byte 0."""
+        self._state = 0
+        self._length = 0
 
     def digest(self) -> bytes:
         final = self._state ^ ((self._length & 0xFFFFFFFFFFFFFFFF) << 96)

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from airflow_provider_onedrive.errors import OneDriveNotFoundError, OneDriveValidationError
-from airflow_provider_onedrive.hashing import QuickXorHash
 
 __all__ = [
     "CONFLICT_BEHAVIOURS",
     "MIB",
-    "BackgroundHash",
     "check_conflict",
     "retry_not_found",
     "rewritable_by_sharepoint",
@@ -62,52 +58,3 @@ def retry_not_found(call: Callable[[], T], *, attempts: int = 5, delay: float = 
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-class BackgroundHash:
-    """quickXorHash fed in order, computed on a helper thread for big blocks so hashing overlaps network I/O.
-
-    Blocks under 1 MiB are hashed inline (no thread for small files). At most ``depth`` blocks wait in the
-    queue, so memory stays bounded. ``length`` counts bytes fed so far; ``b64digest()`` waits for the queue.
-    """
-
-    _INLINE = 1024 * 1024
-
-    def __init__(self, depth: int = 2) -> None:
-        self._hasher = QuickXorHash()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[None]] = deque()
-        self._depth = depth
-        self.length = 0
-
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        self.length += len(data)
-        if len(data) < self._INLINE and not self._pending:
-            self._hasher.update(data)
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="onedrive-hash")
-        while len(self._pending) >= self._depth:
-            self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._hasher.update, bytes(data)))
-
-    def b64digest(self) -> str:
-        while self._pending:
-            self._pending.popleft().result()
-        return self._hasher.b64digest()
-
-    def reset(self) -> None:
-        """Start over from byte 0 (a download that must restart)."""
-        while self._pending:
-            self._pending.popleft().result()
-        self._hasher = QuickXorHash()
-        self.length = 0
-
-    def close(self) -> None:
-        """Stop the helper thread (pending blocks are dropped if the transfer failed)."""
-        for future in self._pending:
-            future.cancel()
-        self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None

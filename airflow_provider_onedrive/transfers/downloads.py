@@ -29,7 +29,8 @@ from airflow_provider_onedrive.errors import (
     OneDriveTransportError,
     OneDriveValidationError,
 )
-from airflow_provider_onedrive.transfers.common import BackgroundHash, rewritable_by_sharepoint
+from airflow_provider_onedrive.hashing import QuickXorHash
+from airflow_provider_onedrive.transfers.common import rewritable_by_sharepoint
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
 
@@ -175,11 +176,9 @@ class Downloader:
         started = time.monotonic()
         reporter = self.client.reporter(remote, int(item.get("size") or 0) or None, "download", progress)
         url = self.download_url(item)
-        hasher = BackgroundHash()
-        try:
-            return self._stream_hashed(remote, item, sink, local_path, started, reporter, url, hasher)
-        finally:
-            hasher.close()
+        # Hashed inline (about 0.1 ms per 1 MiB block): a helper thread hashing while this one reads made the
+        # reads wait for the GIL between TLS records (1 GiB: median 2.78 s with a thread, 1.44 s inline).
+        return self._stream_hashed(remote, item, sink, local_path, started, reporter, url, QuickXorHash())
 
     def _stream_hashed(
         self,
@@ -190,7 +189,7 @@ class Downloader:
         started: float,
         reporter: ProgressReporter,
         url: str,
-        hasher: BackgroundHash,
+        hasher: QuickXorHash,
     ) -> DownloadResult:
         done = 0
         total: int | None = None
@@ -251,7 +250,7 @@ class Downloader:
         )
 
     def _fetch(
-        self, url: str, remote: str, offset: int, sink: _Sink, hasher: BackgroundHash, reporter: ProgressReporter
+        self, url: str, remote: str, offset: int, sink: _Sink, hasher: QuickXorHash, reporter: ProgressReporter
     ) -> int | None:
         """One GET from ``offset`` to the end into ``sink``; returns the total size the server announced."""
         headers = {"Range": f"bytes={offset}-"} if offset else None

@@ -37,7 +37,6 @@ from airflow_provider_onedrive.errors import (
 )
 from airflow_provider_onedrive.hashing import QuickXorHash
 from airflow_provider_onedrive.transfers.common import (
-    BackgroundHash,
     check_conflict,
     retry_not_found,
     rewritable_by_sharepoint,
@@ -83,10 +82,15 @@ class _SessionGone(Exception):
 
 
 class _HashTracker:
-    """quickXorHash of the bytes 0..n of a source, fed in order even when fragments are re-sent."""
+    """quickXorHash of the bytes 0..n of a source, fed in order even when fragments are re-sent.
+
+    Hashing runs inline, between fragment PUTs (about 1 ms per 10 MiB fragment), not on a helper thread: a thread
+    hashing while the fragment is sent makes the sending thread wait for the GIL between its TLS writes, which
+    measured slower (1 GiB against the emulator: median 2.73 s with a thread, 2.21 s inline, raw loop 1.94 s).
+    """
 
     def __init__(self, read_at: Callable[[int, int], bytes] | None = None) -> None:
-        self.hasher = BackgroundHash()
+        self.hasher = QuickXorHash()
         self.read_at = read_at
 
     @property
@@ -111,7 +115,7 @@ class _HashTracker:
         return self.hasher.b64digest()
 
     def close(self) -> None:
-        self.hasher.close()
+        """Nothing to release (kept so callers can use :func:`contextlib.closing`)."""
 
 
 class _Session:
