@@ -202,12 +202,17 @@ class _Session:
             yield
         finally:
             self._users -= 1
-            if not self._users:
-                clients, self._clients = self._clients, []
-                self._recent.clear()
-                for client in clients:
-                    with contextlib.suppress(Exception):
-                        await client.http.aclose()
+            await self._close_when_idle()
+
+    async def _close_when_idle(self) -> None:
+        """No trigger attached and no shared request running: close the pooled connections."""
+        if self._users or self._pending:
+            return
+        clients, self._clients = self._clients, []
+        self._recent.clear()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.http.aclose()
 
     async def get(self, url: str, params: dict[str, str] | None, token: str) -> httpx.Response:
         """One GET through the least busy client, within the connection's in-flight limit."""
@@ -241,6 +246,7 @@ class _Session:
             result = await fetch()
         finally:
             del self._pending[key]
+            await self._close_when_idle()  # every trigger waiting for this was cancelled meanwhile
         if self._users:
             self._recent[key] = (started, result)
         if started - self._pruned_at > 1.0:

@@ -308,3 +308,22 @@ def test_triggerer_gc_freeze_is_opt_in_and_freezes_the_heap_once(drive, enabled)
         assert "objects frozen out of garbage collection" in out.stdout + out.stderr
     else:
         assert result["after"] == 0
+
+
+def test_the_last_cancelled_trigger_leaves_no_open_connection_behind(drive):
+    drive.put_file("alone/a.csv", b"a")
+    drive.faults.latency = 0.5
+
+    async def scenario() -> Any:
+        task = asyncio.ensure_future(first_event(OneDriveFileTrigger(path="alone/*.csv", poke_interval=0.05)))
+        while not _session_of_this_loop() or not _session_of_this_loop()._clients:
+            await asyncio.sleep(0.01)  # the listing is in flight on a pooled client (0.5 s of latency)
+        session = _session_of_this_loop()
+        assert session._pending
+        task.cancel()
+        while session._pending:
+            await asyncio.sleep(0.01)  # the request nobody waits for any more still completes
+        return session
+
+    session = asyncio.run(scenario())
+    assert session._clients == [] and session._users == 0
