@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,10 +29,10 @@ SCOPES = ["https://graph.microsoft.com/.default"]
 
 
 # -- the emulator process -------------------------------------------------------------------------------------
-def _serve(conn: Any) -> None:
+def _serve(conn: Any, temp_dir: str | None) -> None:
     from airflow_provider_onedrive.testing import GraphEmulator
 
-    with GraphEmulator() as emu:
+    with GraphEmulator(temp_dir=temp_dir) as emu:
         conn.send(
             {
                 "client_id": emu.client_id,
@@ -69,10 +70,10 @@ def _serve(conn: Any) -> None:
 
 
 class Emulator:
-    def __init__(self) -> None:
+    def __init__(self, temp_dir: str | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.process = ctx.Process(target=_serve, args=(child, temp_dir), daemon=True)
         self.process.start()
         self.info: dict[str, Any] = self.conn.recv()
 
@@ -165,11 +166,12 @@ def _raw_count(info: dict[str, Any], folder: str, collection: str) -> int:
 
 
 def worker(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one task; report wall time of the transfer itself and the process's peak RSS."""
+    """Run one task; report wall time and CPU time of the transfer itself and the process's peak RSS."""
     info = task["info"]
     kind = task["kind"]
     client = _client(info, max_workers=task.get("workers", 4)) if kind.startswith("client") else None
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     extra: dict[str, Any] = {}
     if kind == "client_upload":
@@ -206,14 +208,21 @@ def worker(task: dict[str, Any]) -> dict[str, Any]:
     else:
         raise ValueError(kind)
     elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_before
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "kind": kind,
         "seconds": round(elapsed, 3),
+        "cpu_s": round(cpu, 3),
         "rss_mib": round(peak, 1),
         "rss_before_mib": round(rss_before, 1),
         **extra,
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(task: dict[str, Any]) -> dict[str, Any]:
@@ -238,38 +247,61 @@ def make_file(path: Path, size: int) -> None:
 
 def bench_big(emu: Emulator, tmp: Path, size_mib: int, repeat: int) -> list[dict[str, Any]]:
     """Raw loop and client alternately (ABBA order, ``sync`` before each run so neither inherits the other's
-    dirty pages); the fastest run of each is reported."""
+    dirty pages), after one discarded warm-up round. Each kind reports its fastest run, every run's wall and CPU
+    seconds and their medians; a ``ratio`` row per direction gives client / raw for each adjacent pair of runs
+    (downloads against the raw loop with the client's fsync) and their median, which the VM's swings between
+    rounds affect far less than comparing bests or medians taken separately."""
     source = tmp / f"big-{size_mib}.bin"
     make_file(source, size_mib * MIB)
     info = emu.info
     dest = f"bench/big-{size_mib}.bin"
     best: dict[str, dict[str, Any]] = {}
+    ratios: dict[str, list[float]] = {"upload": [], "download": []}
 
-    def measure(kind: str) -> None:
+    def measure(kind: str, *, keep: bool = True) -> float:
         target = tmp / f"{kind}.bin"
         os.sync()
         row = run({"info": info, "kind": kind, "source": str(source), "dest": dest, "target": str(target)})
         target.unlink(missing_ok=True)
+        if not keep:
+            return float(row["seconds"])
         row["runs"] = [*best.get(kind, {}).get("runs", []), row["seconds"]]
+        row["cpu_runs"] = [*best.get(kind, {}).get("cpu_runs", []), row["cpu_s"]]
         if kind not in best or row["seconds"] < best[kind]["seconds"]:
             best[kind] = row
         else:
-            best[kind]["runs"] = row["runs"]
+            best[kind]["runs"], best[kind]["cpu_runs"] = row["runs"], row["cpu_runs"]
+        return float(row["seconds"])
 
+    for kind in ("raw_upload", "client_upload", "raw_download", "raw_download_fsync", "client_download"):
+        measure(kind, keep=False)
     for _ in range(repeat):
         for pair in (("raw_upload", "client_upload"), ("client_upload", "raw_upload")):
-            for kind in pair:
-                measure(kind)
+            times = {kind: measure(kind) for kind in pair}
+            ratios["upload"].append(times["client_upload"] / times["raw_upload"])
         for group in (
             ("raw_download", "raw_download_fsync", "client_download"),
             ("client_download", "raw_download_fsync", "raw_download"),
         ):
-            for kind in group:
-                measure(kind)
+            times = {kind: measure(kind) for kind in group}
+            ratios["download"].append(times["client_download"] / times["raw_download_fsync"])
     source.unlink()
     rows = list(best.values())
     for row in rows:
-        row["size_mib"] = size_mib
+        row.update(
+            size_mib=size_mib,
+            median_s=round(statistics.median(row["runs"]), 3),
+            median_cpu_s=round(statistics.median(row["cpu_runs"]), 3),
+        )
+    for direction, values in ratios.items():
+        rows.append(
+            {
+                "kind": f"ratio_{direction}",
+                "size_mib": size_mib,
+                "paired_ratios": [round(r, 3) for r in values],
+                "median_ratio": round(statistics.median(values), 3),
+            }
+        )
     return rows
 
 
@@ -333,6 +365,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=None, help="items in the listed folder (default 50000)")
     parser.add_argument("--repeat", type=int, default=1, help="ABBA rounds per big-file size (best run kept)")
     parser.add_argument("--only", default="big,small,listing,tree", help="scenarios to run")
+    parser.add_argument(
+        "--tmp-dir",
+        default=None,
+        help="where local files and the emulator's stored content live (e.g. /dev/shm to take the disk out)",
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -341,10 +378,10 @@ def main() -> None:
     files = args.files or (200 if args.quick else 1000)
     items = args.items or (5000 if args.quick else 50000)
     only = set(args.only.split(","))
-    emu = Emulator()
+    emu = Emulator(args.tmp_dir)
     results: list[dict[str, Any]] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="onedrive-bench-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="onedrive-bench-", dir=args.tmp_dir) as tmp:
             if "big" in only:
                 for size in sizes:
                     results += bench_big(emu, Path(tmp), size, args.repeat)
