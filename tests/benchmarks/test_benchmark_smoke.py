@@ -35,3 +35,29 @@ def test_trigger_scale_runs_every_trigger_to_its_event_with_the_provider_freeze(
     assert report["last_fired_at_s"] >= 2.0  # the files appear after 2 s: every trigger polled and waited
     assert report["gc_frozen_objects"] > 50_000 and report["gc_full_floor_ms"] > 0
     assert report["ticks"] > 100 and report["lag_max_ms"] >= report["lag_max_outside_full_gc_ms"]
+
+
+def test_transfer_bench_quick_reports_every_scenario():
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "transfer_bench.py"), "--quick", "--workers=8"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    by_kind: dict[str, list[dict]] = {}
+    for row in rows:
+        by_kind.setdefault(row["kind"], []).append(row)
+    for kind in ("raw_upload", "client_upload", "raw_download", "raw_download_fsync", "client_download"):
+        [row] = by_kind[kind]
+        assert row["size_mib"] == 64 and len(row["runs"]) == 2 and row["cpu_s"] > 0
+    for direction in ("upload", "download"):
+        [ratio] = by_kind[f"ratio_{direction}"]
+        assert len(ratio["paired_ratios"]) == 2 and ratio["median_ratio"] > 0
+    assert {row["files"] for kind in ("client_upload_folder", "client_download_folder") for row in by_kind[kind]} == {
+        200
+    }
+    for kind in ("raw_list", "client_list", "client_walk"):
+        listing = [row for row in by_kind[kind] if "folders" not in row]
+        assert [(row["items"], row["requests"]) for row in listing] == [(5000, 5)]  # 5,000 items, $top=1000
