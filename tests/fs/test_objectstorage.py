@@ -31,6 +31,24 @@ def test_objectstoragepath_reads_and_writes(onedrive_emulator_connection: Any) -
     assert folder.joinpath("q1.csv").stat()["size"] == 8
 
 
+def test_onedrive_urls_have_a_registered_upath_class_and_no_fallback_warning(
+    onedrive_emulator_connection: Any,
+) -> None:
+    import warnings
+
+    from airflow.sdk import ObjectStoragePath
+    from upath import UPath
+
+    from airflow_provider_onedrive.fs.path import OneDrivePath
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = [ObjectStoragePath("onedrive://onedrive_default@/osp/a.csv"), UPath("onedrive+graph://osp/b.csv")]
+    assert not [w for w in caught if "not explicitly implemented" in str(w.message)]
+    assert isinstance(paths[0].__wrapped__, OneDrivePath) and isinstance(paths[1], OneDrivePath)
+    assert (paths[0].name, str(paths[0].parent.path), str(paths[1].parent)) == ("a.csv", "osp", "onedrive+graph://osp")
+
+
 def test_example_dag_runs(airflow_db: Any, onedrive_emulator_connection: Any) -> None:
     from airflow.models import DagBag
 
