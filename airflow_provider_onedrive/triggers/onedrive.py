@@ -58,6 +58,9 @@ _CLIENTS = 8
 _CONNECTIONS_PER_CLIENT = -(-_MAX_IN_FLIGHT // _CLIENTS)
 #: The oldest listing a trigger accepts from another trigger's poll: half its poke interval, at most this.
 _MAX_SHARED_AGE = 30.0
+#: Most driveItems kept for sharing per connection and loop (oldest answers are dropped first), so watching
+#: huge folders does not hold their listings in the triggerer's memory.
+_MAX_SHARED_ITEMS = 20_000
 #: Longest random delay before a trigger's first poll.
 _MAX_START_JITTER = 2.0
 #: Modules httpx imports lazily on its first async request (an import on the loop thread would stall it).
@@ -168,8 +171,7 @@ class _Session:
     _users: int = 0
     _clients: list[_Client] = field(default_factory=list)
     _pending: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
-    _recent: dict[Any, tuple[float, Any]] = field(default_factory=dict)
-    _pruned_at: float = 0.0
+    _recent: _RecentAnswers = field(default_factory=lambda: _RecentAnswers())
 
     @property
     def expired(self) -> bool:
@@ -231,9 +233,9 @@ class _Session:
         """``fetch()``'s result, shared: joins the same request in flight, or reuses one that started at most
         ``max_age`` seconds ago. Errors are not kept; every waiter sees the error of the request it joined."""
         now = time.monotonic()
-        recent = self._recent.get(key)
-        if recent is not None and now - recent[0] <= max_age:
-            return recent[1]
+        recent = self._recent.get(key, now - max_age)
+        if recent is not _MISS:
+            return recent
         task = self._pending.get(key)
         if task is None:
             task = self._pending[key] = asyncio.get_running_loop().create_task(self._fetch_and_keep(key, fetch))
@@ -248,11 +250,7 @@ class _Session:
             del self._pending[key]
             await self._close_when_idle()  # every trigger waiting for this was cancelled meanwhile
         if self._users:
-            self._recent[key] = (started, result)
-        if started - self._pruned_at > 1.0:
-            self._pruned_at = started
-            for stale in [k for k, (at, _) in self._recent.items() if started - at > _MAX_SHARED_AGE]:
-                del self._recent[stale]
+            self._recent.put(key, started, result)
         return result
 
     def _new_http_client(self) -> httpx.AsyncClient:
@@ -274,6 +272,43 @@ class _Session:
             headers={"User-Agent": self.user_agent},
             follow_redirects=False,
         )
+
+
+_MISS = object()
+
+
+class _RecentAnswers:
+    """Graph answers by request, oldest first, at most ``_MAX_SHARED_AGE`` old and ``_MAX_SHARED_ITEMS`` items."""
+
+    def __init__(self) -> None:
+        self._answers: dict[Any, tuple[float, Any, int]] = {}
+        self.items = 0
+
+    def get(self, key: Any, not_before: float) -> Any:
+        """The answer to ``key`` (None for a 404) if its request started at ``not_before`` or later, else _MISS."""
+        answer = self._answers.get(key)
+        return answer[1] if answer is not None and answer[0] >= not_before else _MISS
+
+    def put(self, key: Any, started: float, result: Any) -> None:
+        self._drop(key)
+        size = 1 + len(result.get("value") or ()) if isinstance(result, dict) else 1
+        self._answers[key] = (started, result, size)
+        self.items += size
+        stale_before = started - _MAX_SHARED_AGE
+        while self._answers:
+            oldest, (at, _, _) = next(iter(self._answers.items()))
+            if at >= stale_before and self.items <= _MAX_SHARED_ITEMS:
+                break
+            self._drop(oldest)
+
+    def _drop(self, key: Any) -> None:
+        answer = self._answers.pop(key, None)
+        if answer is not None:
+            self.items -= answer[2]
+
+    def clear(self) -> None:
+        self._answers.clear()
+        self.items = 0
 
 
 def _consume_exception(task: asyncio.Task[Any]) -> None:

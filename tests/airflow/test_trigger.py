@@ -327,3 +327,36 @@ def test_the_last_cancelled_trigger_leaves_no_open_connection_behind(drive):
 
     session = asyncio.run(scenario())
     assert session._clients == [] and session._users == 0
+
+
+def test_sensors_on_one_missing_file_share_its_404(drive):
+    async def scenario() -> None:
+        triggers = [OneDriveFileTrigger(path="missing/x.csv", poke_interval=10) for _ in range(10)]
+        waiting = [asyncio.ensure_future(first_event(t)) for t in triggers]
+        await asyncio.sleep(3)  # every first poll (spread over 2 s) has happened; the next is 10 s away
+        assert not any(w.done() for w in waiting)
+        for w in waiting:
+            w.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+    drive.clear_requests()
+    asyncio.run(scenario())
+    assert len([r for r in drive.requests if r.kind == "graph" and "missing/x.csv" in r.path]) == 1
+
+
+def test_shared_answers_are_bounded_by_age_and_item_count(monkeypatch):
+    from airflow_provider_onedrive.triggers import onedrive as module
+
+    monkeypatch.setattr(module, "_MAX_SHARED_ITEMS", 2500)
+    recent = module._RecentAnswers()
+    page = {"value": [{"id": str(i)} for i in range(999)]}  # 1,000 items counting the page itself
+    recent.put("a", 100.0, page)
+    recent.put("b", 101.0, page)
+    recent.put("missing", 101.5, None)  # a 404 is an answer too
+    assert recent.get("missing", 100.0) is None and recent.get("a", 100.0) is page and recent.items == 2001
+    recent.put("c", 102.0, page)  # 3,001 items: the oldest answer goes
+    assert recent.get("a", 0.0) is module._MISS and recent.items == 2001
+    assert recent.get("b", 101.5) is module._MISS  # started before the asking trigger accepts
+    recent.put("d", 101.0 + module._MAX_SHARED_AGE + 1, {"value": []})  # "b" and "missing" are now too old
+    assert [recent.get(k, 0.0) is module._MISS for k in ("b", "missing", "c", "d")] == [True, True, False, False]
+    assert recent.items == 1001
