@@ -311,21 +311,28 @@ def test_triggerer_gc_freeze_is_opt_in_and_freezes_the_heap_once(drive, enabled)
 
 
 def test_the_last_cancelled_trigger_leaves_no_open_connection_behind(drive):
+    """Cancelled while its listing still waits for a token: the listing runs on, opens a pooled connection
+    after the trigger left, and closes it when done."""
+    from airflow_provider_onedrive.auth import clear_credential_cache
+
+    clear_credential_cache()  # the shared listing must fetch a token (0.5 s of latency) before it connects
     drive.put_file("alone/a.csv", b"a")
     drive.faults.latency = 0.5
 
     async def scenario() -> Any:
         task = asyncio.ensure_future(first_event(OneDriveFileTrigger(path="alone/*.csv", poke_interval=0.05)))
-        while not _session_of_this_loop() or not _session_of_this_loop()._clients:
-            await asyncio.sleep(0.01)  # the listing is in flight on a pooled client (0.5 s of latency)
+        while not _session_of_this_loop() or not _session_of_this_loop()._pending:
+            await asyncio.sleep(0.01)
         session = _session_of_this_loop()
-        assert session._pending
+        assert session._clients == []  # still acquiring the token
+        [listing] = session._pending.values()
         task.cancel()
         while session._pending:
-            await asyncio.sleep(0.01)  # the request nobody waits for any more still completes
-        return session
+            await asyncio.sleep(0.01)
+        return session, listing
 
-    session = asyncio.run(scenario())
+    session, listing = asyncio.run(scenario())
+    assert [item["name"] for item in listing.result()["value"]] == ["a.csv"]
     assert session._clients == [] and session._users == 0
 
 
