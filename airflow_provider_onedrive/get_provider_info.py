@@ -119,7 +119,7 @@ CONFIG: dict[str, Any] = {
                 "description": "When the first OneDrive trigger of a triggerer process starts, gc.freeze() "
                 "everything then alive (Airflow's import-time heap), so the interpreter's full garbage "
                 "collections stop traversing it and stall the triggerer's event loop far less (in the "
-                "1,000-trigger benchmark the worst stall fell from about 170 ms to under 40 ms). Objects "
+                "1,000-trigger benchmark the worst stall fell from 176-194 ms to 21-31 ms). Objects "
                 "alive at that moment are never freed afterwards.",
                 "version_added": "0.1.0",
                 "type": "boolean",
