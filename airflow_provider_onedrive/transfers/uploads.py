@@ -17,7 +17,6 @@ Streams of unknown size are spooled to a temporary file first: Graph needs the t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -113,9 +112,6 @@ class _HashTracker:
 
     def b64digest(self) -> str:
         return self.hasher.b64digest()
-
-    def close(self) -> None:
-        """Nothing to release (kept so callers can use :func:`contextlib.closing`)."""
 
 
 class _Session:
@@ -303,24 +299,8 @@ class Uploader:
         key: str | None,
         fingerprint: tuple[int, str] | None,
     ) -> UploadResult:
-        with contextlib.closing(_HashTracker(read_at)) as tracker:
-            return self._session_upload_tracked(
-                read_at, size, dest, conflict, mtime, reporter, key, fingerprint, tracker
-            )
-
-    def _session_upload_tracked(
-        self,
-        read_at: Callable[[int, int], bytes],
-        size: int,
-        dest: str,
-        conflict: str,
-        mtime: float | None,
-        reporter: ProgressReporter,
-        key: str | None,
-        fingerprint: tuple[int, str] | None,
-        tracker: _HashTracker,
-    ) -> UploadResult:
         started = time.monotonic()
+        tracker = _HashTracker(read_at)
         source = fingerprint[1] if fingerprint else None
         if conflict == "fail":
             existing = self._precheck_existing(dest, size, tracker)

@@ -133,7 +133,6 @@ class UploadSession:
             self.cancel()
             raise
         self._done = True
-        self._tracker.close()
         return result
 
     def _finish(self) -> UploadResult:
@@ -201,7 +200,6 @@ class UploadSession:
         if self._done:
             return
         self._done = True
-        self._tracker.close()
         if self._session is not None:
             self._session.cancel()
             self._session = None
