@@ -11,9 +11,10 @@ import io
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any, Protocol
+from urllib.parse import unquote
 
 from airflow_provider_onedrive import paths as _paths
 from airflow_provider_onedrive.errors import OneDriveNotFoundError, OneDriveValidationError
@@ -62,8 +63,6 @@ class OneDriveClient:
     :param lenient_office_hashes: accept a hash/size mismatch for Office/PDF/HTML files (SharePoint rewrites them).
     :param progress_interval: seconds between progress log lines of one long transfer.
     :param progress_log_min_bytes: transfers smaller than this log no progress lines (the callback still runs).
-    :param on_secret: called with every pre-authenticated URL (uploadUrl, downloadUrl, copy monitor) as soon as it
-        exists, e.g. Airflow's ``mask_secret``. These URLs are never logged or put in exceptions.
     """
 
     def __init__(
@@ -79,7 +78,6 @@ class OneDriveClient:
         lenient_office_hashes: bool = False,
         progress_interval: float = 5.0,
         progress_log_min_bytes: int = 8 * MIB,
-        on_secret: Callable[[str], None] | None = None,
     ) -> None:
         if simple_upload_threshold < 0:
             raise OneDriveValidationError("simple_upload_threshold must be >= 0")
@@ -89,6 +87,7 @@ class OneDriveClient:
         self._drive = drive
         self._drive_base: str | None = drive.strip("/") if isinstance(drive, str) else None
         self._drive_lock = threading.Lock()
+        self._drive_id: str | None = None
         self.simple_upload_threshold = simple_upload_threshold
         self.fragment_size = check_fragment_size(fragment_size)
         self.max_workers = max_workers
@@ -96,7 +95,6 @@ class OneDriveClient:
         self.lenient_office_hashes = lenient_office_hashes
         self.progress_interval = progress_interval
         self.progress_log_min_bytes = progress_log_min_bytes
-        self.on_secret = on_secret
         self._uploader = Uploader(self, UploadStateStore(state_dir))
         self._downloader = Downloader(self)
         self._operations = Operations(self)
@@ -112,10 +110,16 @@ class OneDriveClient:
                     self._drive_base = (drive if isinstance(drive, str) else drive.resolve(self.graph)).strip("/")
         return self._drive_base
 
-    def secret(self, value: str) -> None:
-        """Hand a pre-authenticated URL to the ``on_secret`` hook (Airflow masks it in logs)."""
-        if self.on_secret is not None and value:
-            self.on_secret(value)
+    @property
+    def drive_id(self) -> str:
+        """The drive's id (for ``me/drive``, ``users/...``, ``sites/...`` bases: one GET, then cached)."""
+        if self._drive_id is None:
+            base = self.drive_base
+            if base.startswith("drives/") and "/" not in base[len("drives/") :]:
+                self._drive_id = unquote(base[len("drives/") :])
+            else:
+                self._drive_id = str(self.graph.get_json(base, params={"$select": "id"})["id"])
+        return self._drive_id
 
     def reporter(
         self, path: str, total: int | None, direction: str, callback: ProgressCallback | None

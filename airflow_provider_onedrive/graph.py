@@ -9,6 +9,9 @@ their URL never appears in logs or errors (it is a credential).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -59,6 +62,22 @@ class TokenProvider(Protocol):
     def get_token(self, *, force_refresh: bool = False) -> str: ...
 
 
+def token_identity(token: str) -> str | None:
+    """``tid/oid`` read from a JWT access token's claims (unverified: it only names who the token is for), or
+    None for an opaque token. Used to keep resumable upload state apart per account."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except ValueError:
+        return None
+    if not isinstance(claims, dict) or not claims.get("oid"):
+        return None
+    return f"{claims.get('tid') or ''}/{claims['oid']}"
+
+
 class _CallableTokenProvider:
     def __init__(self, func: Callable[[], str]) -> None:
         self._func = func
@@ -80,26 +99,55 @@ def check_service_url(url: str, *, field: str = "graph_url") -> str:
     return url.rstrip("/")
 
 
-class _RedactQueries(logging.Filter):
-    """urllib3 logs every request's path and query at DEBUG. The query of a pre-authenticated URL (upload
-    session, download) is a credential, so queries are replaced by ``?<redacted>`` in those lines."""
+class _RedactPreauthenticated(logging.Filter):
+    """urllib3 logs every request's path and query at DEBUG, without the host. Pre-authenticated URLs (upload
+    sessions, downloads, copy monitors) carry their credential in the query or the path (OneDrive personal's
+    upload URLs are ``/up/{secret}``), so every query becomes ``?<redacted>`` and every path outside a Graph API
+    base (``/v1.0/...``) or an identity endpoint (``.../oauth2/...``) becomes ``/<redacted>``. Nothing is handed
+    to Airflow's secrets masker per URL: these lines never carry the credential in the first place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.api_bases: set[str] = {"/v1.0/", "/beta/"}
+
+    def redact(self, target: str) -> str:
+        path, sep, _ = target.partition("?")
+        if not (any(path.startswith(base) for base in self.api_bases) or "/oauth2/" in path):
+            path = "/<redacted>"
+        return path + ("?<redacted>" if sep else "")
+
+    def redact_arg(self, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.startswith("/"):
+            return self.redact(value)
+        if "://" in value:
+            parts = urlsplit(value)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            return f"{parts.scheme}://{parts.hostname}{self.redact(target)}"
+        return value
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, str) and "?" in a for a in record.args):
-            record.args = tuple(
-                a.split("?", 1)[0] + "?<redacted>" if isinstance(a, str) and "?" in a else a for a in record.args
-            )
+        # e.g. '%s://%s:%s "%s %s %s" %s %s' (scheme, host, port, method, path and query, version, status, length)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact_arg(a) for a in record.args)
         return True
 
 
-_QUERY_REDACTION = _RedactQueries()
+_URL_REDACTION = _RedactPreauthenticated()
 
 
-def _redact_urllib3_debug_lines() -> None:
-    """Install the query redaction on urllib3's request logger (once per process)."""
-    urllib3_log = logging.getLogger("urllib3.connectionpool")
-    if _QUERY_REDACTION not in urllib3_log.filters:
-        urllib3_log.addFilter(_QUERY_REDACTION)
+def _redact_urllib3_debug_lines(graph_url: str | None = None) -> None:
+    """Install the redaction on urllib3's request logger (once per process); ``graph_url``'s path is a Graph
+    API base whose request paths stay readable."""
+    if graph_url:
+        base = urlsplit(graph_url).path.rstrip("/") + "/"
+        if base != "/":
+            _URL_REDACTION.api_bases.add(base)
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager"):
+        urllib3_log = logging.getLogger(name)
+        if _URL_REDACTION not in urllib3_log.filters:
+            urllib3_log.addFilter(_URL_REDACTION)
 
 
 class PinnedSession(requests.Session):
@@ -166,6 +214,7 @@ class GraphClient:
             token_provider = _CallableTokenProvider(token_provider)
         self.token_provider: TokenProvider = token_provider
         self.graph_url = check_service_url(graph_url)
+        _redact_urllib3_debug_lines(self.graph_url)
         parts = urlsplit(self.graph_url)
         self.graph_origin = f"{parts.scheme}://{parts.netloc}".lower()
         self.verify = verify
@@ -175,6 +224,17 @@ class GraphClient:
         self.pacer = Pacer.for_key(pacer_key or self.graph_origin)
         self._sleep = sleep
         self._refresh_lock = threading.Lock()
+
+    def identity(self) -> str:
+        """Who this client acts as (``tenant/object id``): from the token provider when it knows
+        (:class:`~airflow_provider_onedrive.auth.MsalTokenProvider` does), else from the access token's claims."""
+        known = getattr(self.token_provider, "identity", None)
+        if callable(known):
+            value = known()
+            if value:
+                return str(value)
+        token = self.token_provider.get_token()
+        return token_identity(token) or "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
     # -- URLs -------------------------------------------------------------------------------------------
     def url(self, path_or_url: str) -> str:

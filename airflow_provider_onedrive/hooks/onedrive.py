@@ -46,22 +46,6 @@ def variable_name(conn_id: str) -> str:
     return f"onedrive_refresh_token__{conn_id}"
 
 
-def mask_url_secret(url: str) -> None:
-    """Mask a pre-authenticated URL (upload session, download, copy monitor) in Airflow logs: the URL, and its
-    query on its own, because HTTP debug logs print the path and query without the scheme and host."""
-    from urllib.parse import parse_qsl, urlsplit
-
-    from airflow_provider_onedrive.compat import mask_secret
-
-    mask_secret(url)
-    query = urlsplit(url).query
-    if query:
-        mask_secret(query)
-        for _, value in parse_qsl(query):
-            if len(value) >= 16:
-                mask_secret(value)
-
-
 class VariableTokenStore:
     """Refresh tokens in an Airflow Variable: shared by every worker, no cross-worker lock (newest save wins).
 
@@ -222,9 +206,7 @@ class OneDriveHook(BaseHook):
         graph = self.get_graph_client()
         with self._lock:
             if self._client is None:
-                self._client = OneDriveClient(
-                    graph, DriveLocator.from_settings(self.get_settings()), on_secret=mask_url_secret
-                )
+                self._client = OneDriveClient(graph, DriveLocator.from_settings(self.get_settings()))
             return self._client
 
     def get_drive_base(self) -> str:

@@ -114,7 +114,6 @@ class Downloader:
                     f"got HTTP {response.status_code}",
                     status=response.status_code,
                 )
-        self.client.secret(url)
         if len(self._urls) >= _URL_CACHE_SIZE:
             self._urls.clear()
         self._urls[item_id] = (url, time.monotonic())

@@ -250,7 +250,6 @@ class Operations:
         location = response.headers.get("Location")
         if response.status_code != 202 or not location:
             raise error_from_response(response, f"copy {src} to {new_path}: expected 202 with a monitor URL")
-        client.secret(location)
         monitor = CopyMonitor(client, location, new_path)
         if not wait:
             return monitor
