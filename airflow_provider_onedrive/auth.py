@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_onedrive.config import ConnectionSettings, certificate_thumbprints
 from airflow_provider_onedrive.errors import OneDriveAuthError
-from airflow_provider_onedrive.graph import make_session
+from airflow_provider_onedrive.graph import make_session, token_identity
 from airflow_provider_onedrive.token_stores import NullTokenStore, RefreshTokenStore, StoredToken
 
 __all__ = [
@@ -96,6 +96,7 @@ class _Credential:
         self.access_token: str | None = None
         self.expires_at = 0.0
         self.refresh_token: StoredToken | None = None  # the newest one this process has seen
+        self.identity: str | None = None  # tenant/object id of who the tokens are for
 
     def get_app(self) -> Any:
         if self.app is None:
@@ -182,6 +183,21 @@ def _graph_scopes(settings: ConnectionSettings) -> list[str]:
     return [s for s in settings.scopes if s not in _RESERVED_SCOPES]
 
 
+def _identity(settings: ConnectionSettings, result: dict[str, Any]) -> str:
+    """Who a token result is for: the id token's ``tid``/``oid`` (delegated), else the access token's claims,
+    else the tenant and client id (app-only tokens that are not JWTs)."""
+    claims = result.get("id_token_claims") or {}
+    if isinstance(claims, dict) and claims.get("oid"):
+        return f"{claims.get('tid') or settings.tenant_id}/{claims['oid']}"
+    from_token = token_identity(str(result.get("access_token") or ""))
+    if from_token:
+        return from_token
+    if settings.is_delegated:
+        # an opaque delegated token and no id token: name the refresh-token lineage, never the token itself
+        return f"{settings.tenant_id}/user:{_token_fingerprint(settings.refresh_token)}"
+    return f"{settings.tenant_id}/app:{settings.client_id}"
+
+
 def _token_fingerprint(token: str | None) -> str:
     return hashlib.sha256((token or "").encode()).hexdigest()[:16]
 
@@ -231,9 +247,17 @@ class MsalTokenProvider:
             result = self._acquire(credential, force_refresh)
             token = result["access_token"]
             self._announce(token)
+            credential.identity = _identity(self.settings, result)
             credential.access_token = token
             credential.expires_at = time.time() + float(result.get("expires_in") or 3600)
             return token
+
+    def identity(self) -> str:
+        """``tenant/object id`` of the account the tokens act for: the signed-in user (delegated) or the
+        application's service principal (app-only); resumable upload state is kept apart by it."""
+        if self._credential.identity is None:
+            self.get_token()
+        return self._credential.identity or f"{self.settings.tenant_id}/app:{self.settings.client_id}"
 
     def _announce(self, secret: str | None) -> None:
         if secret and self.on_new_secret is not None:

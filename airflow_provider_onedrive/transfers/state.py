@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ __all__ = ["SessionState", "UploadStateStore", "default_state_dir"]
 
 log = logging.getLogger("airflow_provider_onedrive.transfers.state")
 
-_VERSION = 1
+#: 2: states name the drive id and the account (tenant/object id) that created the session.
+_VERSION = 2
 
 
 def default_state_dir() -> Path:
@@ -33,9 +34,9 @@ def default_state_dir() -> Path:
 
 @dataclass
 class SessionState:
-    """What is needed to continue an upload session from another process."""
+    """What is needed to continue an upload session from another process, and whose session it is."""
 
-    upload_url: str
+    upload_url: str = field(repr=False)  # a credential
     size: int
     fragment_size: int
     source_path: str
@@ -44,6 +45,8 @@ class SessionState:
     conflict: str
     created: float
     expires: float | None
+    drive_id: str = ""
+    identity: str = ""
     version: int = _VERSION
 
     def matches(self, *, size: int, mtime_ns: int, conflict: str) -> bool:
@@ -54,6 +57,10 @@ class SessionState:
             and self.source_mtime_ns == mtime_ns
             and self.conflict == conflict
         )
+
+    def owned_by(self, *, drive_id: str, identity: str) -> bool:
+        """True when the session was created in this drive by this account (resuming it lands the file there)."""
+        return self.version == _VERSION and self.drive_id == drive_id and self.identity == identity
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and (now or time.time()) >= self.expires
@@ -66,8 +73,10 @@ class UploadStateStore:
         self.directory = Path(directory) if directory is not None else default_state_dir()
 
     @staticmethod
-    def key(source_path: str, destination: str) -> str:
-        return hashlib.sha256(f"{source_path}\0{destination}".encode()).hexdigest()[:32]
+    def key(source_path: str, destination: str, *, drive_id: str, identity: str) -> str:
+        """The record's name: source file, Graph host and path, resolved drive id and account, hashed."""
+        material = "\0".join((source_path, destination, drive_id, identity))
+        return hashlib.sha256(material.encode()).hexdigest()[:32]
 
     def _file(self, key: str) -> Path:
         return self.directory / f"{key}.json"

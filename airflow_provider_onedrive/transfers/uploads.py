@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_onedrive import paths
@@ -164,6 +165,15 @@ class _Session:
             log.warning("could not cancel an upload session (it expires on its own): %s", exc)
 
 
+@dataclass(frozen=True)
+class _ResumePoint:
+    """The state-store key of a resumable upload and the account it belongs to."""
+
+    key: str
+    drive_id: str
+    identity: str
+
+
 class Uploader:
     """Upload logic of one :class:`~airflow_provider_onedrive.drive.OneDriveClient` (shares its settings)."""
 
@@ -197,11 +207,9 @@ class Uploader:
             reporter = self.client.reporter(dest, size, "upload", progress)
             if size <= self.client.simple_upload_threshold:
                 return self._simple(read_at(0, size) if size else b"", dest, conflict, mtime, reporter, source)
-            key = None
-            if resume:
-                key = self.state.key(source, f"{self.client.graph.graph_origin}/{self.client.drive_base}/{dest}")
+            saved = self._resume_point(source, dest, stat.st_mtime_ns) if resume else None
             fingerprint = (stat.st_mtime_ns, source)
-            return self._session_upload(read_at, size, dest, conflict, mtime, reporter, key, fingerprint)
+            return self._session_upload(read_at, size, dest, conflict, mtime, reporter, saved, fingerprint)
 
     def upload_bytes(self, data: bytes, path: str, *, conflict: str, progress: ProgressCallback | None) -> UploadResult:
         check_conflict(conflict)
@@ -215,6 +223,15 @@ class Uploader:
             return bytes(view[offset : offset + n])
 
         return self._session_upload(read_at, len(view), dest, conflict, None, reporter, None, None)
+
+    def _resume_point(self, source: str, dest: str, mtime_ns: int) -> _ResumePoint:
+        """Where this upload's session is remembered: keyed by the source, the destination, the resolved drive id
+        and the account, so two connections that share a state folder never resume each other's sessions."""
+        drive_id = self.client.drive_id
+        identity = self.client.graph.identity()
+        destination = f"{self.client.graph.graph_origin}/{self.client.drive_base}/{dest}"
+        key = self.state.key(source, destination, drive_id=drive_id, identity=identity)
+        return _ResumePoint(key, drive_id, identity)
 
     def _destination(self, path: str) -> str:
         dest = paths.normalize(path)
@@ -284,7 +301,6 @@ class Uploader:
         upload_url = body.get("uploadUrl")
         if not upload_url:
             raise OneDriveError(f"create upload session for {dest}: the response has no uploadUrl")
-        self.client.secret(upload_url)
         expires = parse_datetime(body.get("expirationDateTime"))
         return _Session(self.client, upload_url, size), expires.timestamp() if expires else None
 
@@ -296,10 +312,11 @@ class Uploader:
         conflict: str,
         mtime: float | None,
         reporter: ProgressReporter,
-        key: str | None,
+        resume: _ResumePoint | None,
         fingerprint: tuple[int, str] | None,
     ) -> UploadResult:
         started = time.monotonic()
+        key = resume.key if resume else None
         tracker = _HashTracker(read_at)
         source = fingerprint[1] if fingerprint else None
         if conflict == "fail":
@@ -307,14 +324,14 @@ class Uploader:
             if existing is not None:
                 reporter.set(size)
                 return self._result(existing, dest, conflict, 200, size, tracker.b64digest(), started, 0, 0, source)
-        session, offset = self._resume_saved(key, size, conflict, fingerprint)
+        session, offset = self._resume_saved(resume, size, conflict, fingerprint)
         resumed_from = offset or 0
         if session is None:
             session, expires = self.create_session(dest, size, conflict, mtime)
             offset = 0
-            if key is not None and fingerprint is not None:
+            if resume is not None and fingerprint is not None:
                 self.state.save(
-                    key,
+                    resume.key,
                     SessionState(
                         upload_url=session.url,
                         size=size,
@@ -325,6 +342,8 @@ class Uploader:
                         conflict=conflict,
                         created=time.time(),
                         expires=expires,
+                        drive_id=resume.drive_id,
+                        identity=resume.identity,
                     ),
                 )
         else:
@@ -383,22 +402,31 @@ class Uploader:
         )
 
     def _resume_saved(
-        self, key: str | None, size: int, conflict: str, fingerprint: tuple[int, str] | None
+        self, resume: _ResumePoint | None, size: int, conflict: str, fingerprint: tuple[int, str] | None
     ) -> tuple[_Session | None, int | None]:
         """A live session saved by an earlier attempt, and where to continue it; (None, None) otherwise."""
-        if key is None or fingerprint is None:
+        if resume is None or fingerprint is None:
             return None, None
+        key = resume.key
         saved = self.state.load(key)
         if saved is None:
             return None, None
         session = _Session(self.client, saved.upload_url, size)
+        if not saved.owned_by(drive_id=resume.drive_id, identity=resume.identity):
+            log.warning(
+                "discarding a saved upload session for %s: it belongs to another drive or account",
+                saved.destination,
+            )
+            if not saved.expired():
+                session.cancel()
+            self.state.forget(key)
+            return None, None
         if not saved.matches(size=size, mtime_ns=fingerprint[0], conflict=conflict) or saved.expired():
             log.info("discarding a saved upload session: the source changed or the session expired")
             if not saved.expired():
                 session.cancel()
             self.state.forget(key)
             return None, None
-        self.client.secret(saved.upload_url)
         try:
             offset = session.next_offset()
         except _SessionGone:

@@ -93,15 +93,26 @@ def test_remote_item_to_dict_is_json():
 
 def test_state_store_is_private_and_atomic(tmp_path):
     store = UploadStateStore(tmp_path / "state")
-    key = store.key("/src/a", "https://g/drives/x/a")
+    key = store.key("/src/a", "https://g/drives/x/a", drive_id="x", identity="t/u")
     state = SessionState("https://up/secret", 10, 327680, "/src/a", 5, "a", "fail", 1.0, None)
     store.save(key, state)
     assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(tmp_path / "state" / f"{key}.json").st_mode) == 0o600
     assert store.load(key) == state
     assert not [p for p in os.listdir(tmp_path / "state") if p.endswith(".tmp")]
+    assert "secret" not in repr(state)  # the uploadUrl is a credential: not in reprs
     store.forget(key)
     assert store.load(key) is None
+
+
+def test_state_key_names_the_drive_and_the_account():
+    args = ("/src/a", "https://g/me/drive/a")
+    keys = {
+        UploadStateStore.key(*args, drive_id="d1", identity="t/alice"),
+        UploadStateStore.key(*args, drive_id="d2", identity="t/alice"),
+        UploadStateStore.key(*args, drive_id="d1", identity="t/bob"),
+    }
+    assert len(keys) == 3
 
 
 def test_simple_upload_sends_conflict_as_query_and_patches_mtime(client, requests_mock, tmp_path):
