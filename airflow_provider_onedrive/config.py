@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_onedrive.drives import DRIVE_TYPES, select_drive
 from airflow_provider_onedrive.errors import OneDriveConfigError
 from airflow_provider_onedrive.graph import check_service_url
 
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 AUTH_TYPES = ("client_secret", "certificate", "refresh_token")
-DRIVE_TYPES = ("me", "user", "drive", "site", "group")
 #: Multi-tenant pseudo-tenants; only a delegated (user) sign-in can use them.
 DELEGATED_TENANTS = ("common", "organizations", "consumers")
 _LEGACY_PREFIX = "extra__onedrive__"
@@ -53,7 +53,6 @@ CLOUDS: dict[str, Cloud] = {
     "us_gov_dod": Cloud("dod-graph.microsoft.us", "login.microsoftonline.us"),
     "china": Cloud("microsoftgraph.chinacloudapi.cn", "login.chinacloudapi.cn"),
 }
-_DRIVE_VALUE_FIELD = {"user": "user_id", "drive": "drive_id", "site": "site", "group": "group_id"}
 
 
 def certificate_thumbprints(certificate_pem: str) -> tuple[str, str]:
@@ -416,50 +415,13 @@ class _Parser:
             raise self.fail("the private key does not belong to the certificate; configure the matching pair")
 
     def drive(self, auth_type: str) -> tuple[str, str | None, str | None]:
-        drive_type = self.text("drive_type")
-        library = self.text("library")
-        if drive_type is None:
-            present = [kind for kind, name in _DRIVE_VALUE_FIELD.items() if self.get(name)]
-            if len(present) > 1:
-                raise self.fail(
-                    f"several drives are configured ({', '.join(_DRIVE_VALUE_FIELD[k] for k in present)}); "
-                    "set extra 'drive_type' to say which one to use"
-                )
-            if present:
-                drive_type = present[0]
-            elif auth_type == "refresh_token":
-                drive_type = "me"
-            else:
-                raise self.fail(
-                    "app-only credentials need to know which drive to use: set extra 'drive_type' to user, "
-                    "drive, site or group with the matching 'user_id', 'drive_id', 'site' or 'group_id'"
-                )
-        drive_type = drive_type.strip().lower()
-        if drive_type not in DRIVE_TYPES:
-            raise self.fail(f"extra 'drive_type' is {drive_type!r}; use one of {', '.join(DRIVE_TYPES)}")
-        if drive_type == "me":
-            if auth_type != "refresh_token":
-                raise self.fail(
-                    f"drive_type 'me' needs a signed-in user, but auth_type {auth_type} is app-only; use "
-                    "drive_type 'user' with extra 'user_id' (the user's UPN or id) instead"
-                )
-            value = None
-        else:
-            name = _DRIVE_VALUE_FIELD[drive_type]
-            value = self.text(name)
-            if not value or not value.strip():
-                raise self.fail(f"drive_type {drive_type!r} needs extra {name!r}")
-            value = value.strip()
-            if drive_type == "site" and "://" in value:
-                parts = urlsplit(value)
-                if parts.scheme != "https" or not parts.hostname:
-                    raise self.fail(
-                        f"extra 'site' {value!r} is not a SharePoint site URL like "
-                        "https://contoso.sharepoint.com/sites/Finance (or give the site id)"
-                    )
-        if library and drive_type != "site":
-            raise self.fail("extra 'library' only applies to drive_type 'site'; remove it or set drive_type site")
-        return drive_type, value, library.strip() if library else None
+        kind, value, library = select_drive(self.text, delegated=auth_type == "refresh_token", fail=self.fail)
+        if kind == "me" and auth_type != "refresh_token":
+            raise self.fail(
+                f"drive_type 'me' needs a signed-in user, but auth_type {auth_type} is app-only; use "
+                "drive_type 'user' with extra 'user_id' (the user's UPN or id) instead"
+            )
+        return kind, value, library
 
     def scopes(self, auth_type: str, cloud: str) -> tuple[str, ...]:
         raw = self.get("scopes")

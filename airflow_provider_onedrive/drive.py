@@ -110,6 +110,16 @@ class OneDriveClient:
                     self._drive_base = (drive if isinstance(drive, str) else drive.resolve(self.graph)).strip("/")
         return self._drive_base
 
+    def close(self) -> None:
+        """Close the pooled HTTP connections of this client's Graph session."""
+        self.graph.close()
+
+    def __enter__(self) -> OneDriveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def drive_id(self) -> str:
         """The drive's id (for ``me/drive``, ``users/...``, ``sites/...`` bases: one GET, then cached)."""

@@ -7,17 +7,75 @@ looks the site and library up once (thread-safe, cached on the locator) and retu
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
-from airflow_provider_onedrive.config import DRIVE_TYPES
 from airflow_provider_onedrive.errors import OneDriveConfigError, OneDriveNotFoundError
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.config import ConnectionSettings
     from airflow_provider_onedrive.graph import GraphClient
 
-__all__ = ["DriveLocator"]
+__all__ = ["DRIVE_TYPES", "DRIVE_VALUE_FIELDS", "DriveLocator", "select_drive"]
+
+#: The kinds of drive a connection can name.
+DRIVE_TYPES = ("me", "user", "drive", "site", "group")
+#: The connection extra that holds each kind's value (``me`` needs none).
+DRIVE_VALUE_FIELDS = {"user": "user_id", "drive": "drive_id", "site": "site", "group": "group_id"}
+
+
+def select_drive(
+    field: Callable[[str], str | None],
+    *,
+    delegated: bool,
+    fail: Callable[[str], Exception] = OneDriveConfigError,
+) -> tuple[str, str | None, str | None]:
+    """``(kind, value, library)`` from connection-style fields (``drive_type``, ``user_id``, ``drive_id``,
+    ``site``, ``group_id``, ``library``): the one reading of the drive vocabulary, for connections and
+    ``onedrive://`` storage options alike.
+
+    :param field: returns a field's text, or None when it is absent or empty.
+    :param delegated: a signed-in user: ``me`` is the default when no drive is named.
+    :param fail: builds the error to raise from a message (connections prefix their id).
+    """
+    drive_type = field("drive_type")
+    library = field("library")
+    if drive_type is None:
+        present = [kind for kind, name in DRIVE_VALUE_FIELDS.items() if field(name)]
+        if len(present) > 1:
+            raise fail(
+                f"several drives are configured ({', '.join(DRIVE_VALUE_FIELDS[k] for k in present)}); "
+                "set extra 'drive_type' to say which one to use"
+            )
+        if present:
+            drive_type = present[0]
+        elif delegated:
+            drive_type = "me"
+        else:
+            raise fail(
+                "app-only credentials need to know which drive to use: set extra 'drive_type' to user, "
+                "drive, site or group with the matching 'user_id', 'drive_id', 'site' or 'group_id'"
+            )
+    drive_type = drive_type.strip().lower()
+    if drive_type not in DRIVE_TYPES:
+        raise fail(f"extra 'drive_type' is {drive_type!r}; use one of {', '.join(DRIVE_TYPES)}")
+    value = None
+    if drive_type != "me":
+        name = DRIVE_VALUE_FIELDS[drive_type]
+        value = (field(name) or "").strip()
+        if not value:
+            raise fail(f"drive_type {drive_type!r} needs extra {name!r}")
+        if drive_type == "site" and "://" in value:
+            parts = urlsplit(value)
+            if parts.scheme != "https" or not parts.hostname:
+                raise fail(
+                    f"extra 'site' {value!r} is not a SharePoint site URL like "
+                    "https://contoso.sharepoint.com/sites/Finance (or give the site id)"
+                )
+    if library and drive_type != "site":
+        raise fail("extra 'library' only applies to drive_type 'site'; remove it or set drive_type site")
+    return drive_type, value, library.strip() if library else None
 
 
 def _segment(value: str) -> str:

@@ -119,7 +119,10 @@ def run_size(emu: Any, n: int, work: Path, env: dict[str, str]) -> dict[str, Any
     for task in ("download", "upload"):
         started = time.perf_counter()
         subprocess.run(
-            [airflow, "tasks", "test", "in_task_bench", task, "2024-03-15"], env=task_env, check=True, capture_output=True
+            [airflow, "tasks", "test", "in_task_bench", task, "2024-03-15"],
+            env=task_env,
+            check=True,
+            capture_output=True,
         )
         walls[task] = time.perf_counter() - started
     rows = {}

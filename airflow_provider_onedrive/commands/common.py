@@ -113,11 +113,8 @@ class Resolved:
 
 
 def _from_fields(conn_id: str, conn: dict[str, Any]) -> Resolved:
-    from airflow_provider_onedrive.auth import build_token_provider
+    from airflow_provider_onedrive.clients import drive_client, token_provider
     from airflow_provider_onedrive.config import ConnectionSettings
-    from airflow_provider_onedrive.drive import OneDriveClient
-    from airflow_provider_onedrive.drives import DriveLocator
-    from airflow_provider_onedrive.graph import GraphClient
     from airflow_provider_onedrive.token_stores import store_for_settings
 
     conn_type = conn.get("conn_type")
@@ -127,20 +124,8 @@ def _from_fields(conn_id: str, conn: dict[str, Any]) -> Resolved:
     if isinstance(extra, str):
         extra = json.loads(extra) if extra.strip() else {}
     settings = ConnectionSettings.from_connection_fields(conn_id, conn.get("login"), conn.get("password"), extra)
-    provider = build_token_provider(settings, store=store_for_settings(settings, default="memory"))
-
-    def client() -> OneDriveClient:
-        graph = GraphClient(
-            provider,
-            graph_url=settings.graph_url,
-            verify=settings.verify,
-            proxies=settings.proxies_dict,
-            timeout=settings.timeout,
-            pool_maxsize=32,
-        )
-        return OneDriveClient(graph, DriveLocator.from_settings(settings))
-
-    return Resolved(conn_id, settings, client, provider.get_token)
+    provider = token_provider(settings, store=store_for_settings(settings, default="memory"))
+    return Resolved(conn_id, settings, lambda: drive_client(settings, provider), provider.get_token)
 
 
 def resolve(args: argparse.Namespace) -> Resolved:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from airflow_provider_onedrive.drives import DRIVE_VALUE_FIELDS
 from airflow_provider_onedrive.errors import OneDriveConfigError
 
 if TYPE_CHECKING:
@@ -18,9 +19,6 @@ if TYPE_CHECKING:
     from airflow_provider_onedrive.drives import DriveLocator
 
 __all__ = ["ClientSource", "build_client"]
-
-#: Extra keys that pick a drive, in the connection's vocabulary.
-_DRIVE_FIELDS = {"user": "user_id", "drive": "drive_id", "site": "site", "group": "group_id"}
 
 
 class ClientSource(TypedDict):
@@ -50,7 +48,6 @@ def build_client(
     :param credentials: connection fields: ``client_id`` (or ``login``), ``client_secret`` (or ``password``) and
         any connection extra (``tenant_id``, ``auth_type``, ``drive_type``, ``graph_url``, ``ca_bundle``...).
     """
-    from airflow_provider_onedrive.drive import OneDriveClient
 
     options = dict(client_options or {})
     credentials = dict(credentials or {})
@@ -63,14 +60,13 @@ def build_client(
             raise OneDriveConfigError(
                 f"conn_id={conn_id!r} already holds the credentials; do not pass token or client_id with it"
             )
-        from airflow_provider_onedrive.drives import DriveLocator
+        from airflow_provider_onedrive.clients import drive_client
         from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
 
         hook = OneDriveHook(onedrive_conn_id=conn_id)
         if drive is None and not options:
             return hook.get_conn()
-        locator = DriveLocator("drive", drive) if drive else DriveLocator.from_settings(hook.get_settings())
-        return OneDriveClient(hook.get_graph_client(), locator, **options)
+        return drive_client(hook.get_settings(), graph=hook.get_graph_client(), drive_id=drive, options=options)
     if token is not None:
         return _client_from_token(token, drive, options, credentials)
     return _client_from_credentials(drive, options, credentials)
@@ -97,24 +93,18 @@ def _client_from_token(
 
 def _locator(fields: Mapping[str, Any]) -> DriveLocator:
     """The drive named by connection-style fields; ``me`` (the signed-in user's drive) when none is given."""
-    from airflow_provider_onedrive.drives import DriveLocator
+    from airflow_provider_onedrive.drives import DriveLocator, select_drive
 
-    kind = fields.get("drive_type")
-    if kind is None:
-        named = [k for k, name in _DRIVE_FIELDS.items() if fields.get(name)]
-        if len(named) > 1:
-            raise OneDriveConfigError(f"several drives given ({', '.join(named)}); set drive_type to choose one")
-        kind = named[0] if named else "me"
-    value = fields.get(_DRIVE_FIELDS[kind]) if kind in _DRIVE_FIELDS else None
-    return DriveLocator(kind, value, fields.get("library"))
+    def field(name: str) -> str | None:
+        value = fields.get(name)
+        return str(value) if value not in (None, "") else None
+
+    return DriveLocator(*select_drive(field, delegated=True))
 
 
 def _client_from_credentials(drive: str | None, options: dict[str, Any], fields: dict[str, Any]) -> OneDriveClient:
-    from airflow_provider_onedrive.auth import build_token_provider
+    from airflow_provider_onedrive.clients import drive_client
     from airflow_provider_onedrive.config import ConnectionSettings
-    from airflow_provider_onedrive.drive import OneDriveClient
-    from airflow_provider_onedrive.drives import DriveLocator
-    from airflow_provider_onedrive.graph import GraphClient
 
     login = fields.pop("client_id", None) or fields.pop("login", None)
     password = fields.pop("client_secret", None) or fields.pop("password", None)
@@ -124,14 +114,7 @@ def _client_from_credentials(drive: str | None, options: dict[str, Any], fields:
             "or client_id= with client_secret/certificate/refresh_token and tenant_id"
         )
     if drive is not None:  # the URL names the drive: it wins over whatever the fields select
-        fields = {k: v for k, v in fields.items() if k not in (*_DRIVE_FIELDS.values(), "drive_type", "library")}
+        fields = {k: v for k, v in fields.items() if k not in (*DRIVE_VALUE_FIELDS.values(), "drive_type", "library")}
         fields.update(drive_type="drive", drive_id=drive)
     settings = ConnectionSettings.from_connection_fields("storage_options", login, password, fields)
-    graph = GraphClient(
-        build_token_provider(settings),
-        graph_url=settings.graph_url,
-        verify=settings.verify,
-        proxies=settings.proxies_dict,
-        timeout=settings.timeout,
-    )
-    return OneDriveClient(graph, DriveLocator.from_settings(settings), **options)
+    return drive_client(settings, options=options)

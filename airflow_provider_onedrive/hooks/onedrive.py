@@ -162,11 +162,11 @@ class OneDriveHook(BaseHook):
         return store_for_settings(dataclasses.replace(settings, token_store=spec))
 
     def _make_provider(self, settings: ConnectionSettings) -> MsalTokenProvider:
-        from airflow_provider_onedrive.auth import build_token_provider
+        from airflow_provider_onedrive.clients import token_provider
         from airflow_provider_onedrive.compat import mask_secret
 
         store = self._make_store(settings) if settings.is_delegated else None
-        return build_token_provider(settings, store=store, on_new_secret=mask_secret)
+        return token_provider(settings, store=store, on_new_secret=mask_secret)
 
     def get_token_provider(self) -> MsalTokenProvider:
         with self._lock:
@@ -178,35 +178,28 @@ class OneDriveHook(BaseHook):
         """A Graph access token for this connection (cached until about 5 minutes before it expires)."""
         return self.get_token_provider().get_token()
 
-    def _make_graph(self, settings: ConnectionSettings, provider: Any, **kwargs: Any) -> GraphClient:
-        from airflow_provider_onedrive.graph import GraphClient
+    @staticmethod
+    def _make_graph(settings: ConnectionSettings, provider: Any, **kwargs: Any) -> GraphClient:
+        from airflow_provider_onedrive.clients import graph_client
 
-        return GraphClient(
-            provider,
-            graph_url=settings.graph_url,
-            verify=settings.verify,
-            proxies=settings.proxies_dict,
-            timeout=settings.timeout,
-            **kwargs,
-        )
+        return graph_client(settings, provider, **kwargs)
 
     def get_graph_client(self) -> GraphClient:
         """The Graph client for this connection (one per hook; its pool is sized for concurrent transfers)."""
         provider = self.get_token_provider()
         with self._lock:
             if self._graph is None:
-                self._graph = self._make_graph(self.get_settings(), provider, pool_maxsize=32)
+                self._graph = self._make_graph(self.get_settings(), provider)
             return self._graph
 
     def get_conn(self) -> OneDriveClient:
         """The Airflow-free :class:`~airflow_provider_onedrive.drive.OneDriveClient` for the connection's drive."""
-        from airflow_provider_onedrive.drive import OneDriveClient
-        from airflow_provider_onedrive.drives import DriveLocator
+        from airflow_provider_onedrive.clients import drive_client
 
         graph = self.get_graph_client()
         with self._lock:
             if self._client is None:
-                self._client = OneDriveClient(graph, DriveLocator.from_settings(self.get_settings()))
+                self._client = drive_client(self.get_settings(), graph=graph)
             return self._client
 
     def get_drive_base(self) -> str:
@@ -311,10 +304,8 @@ class OneDriveHook(BaseHook):
         return check_connection(short, self._make_provider(short), self._make_graph)
 
     def _with_store(self, settings: ConnectionSettings, store: str) -> MsalTokenProvider:
-        from airflow_provider_onedrive.auth import build_token_provider
+        from airflow_provider_onedrive.clients import token_provider
         from airflow_provider_onedrive.compat import mask_secret
         from airflow_provider_onedrive.token_stores import store_for_settings
 
-        return build_token_provider(
-            settings, store=store_for_settings(settings, default=store), on_new_secret=mask_secret
-        )
+        return token_provider(settings, store=store_for_settings(settings, default=store), on_new_secret=mask_secret)

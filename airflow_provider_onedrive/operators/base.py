@@ -84,13 +84,8 @@ class OneDriveBaseOperator(BaseOperator):
         """The connection's client for the duration of ``execute`` (closed afterwards)."""
         from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
 
-        client = OneDriveHook(onedrive_conn_id=self.onedrive_conn_id).get_conn()
-        try:
+        with OneDriveHook(onedrive_conn_id=self.onedrive_conn_id).get_conn() as client:
             yield client
-        finally:
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
 
     @staticmethod
     def clock() -> float:

@@ -84,8 +84,6 @@ class UploadSession:
                 del self._buffer[:fragment]
         return n
 
-    write_fragment = write
-
     def _send(self, chunk: bytes) -> dict[str, Any] | None:
         """Send ``chunk`` at the current offset until the server has all of it; the committed item at the end."""
         assert self.size is not None

@@ -115,6 +115,18 @@ def test_upload_data_is_templated_and_returns_compact_records(drive):
     ]
 
 
+def test_operators_close_their_client_after_execute(drive, monkeypatch):
+    from airflow_provider_onedrive.drive import OneDriveClient
+
+    closed: list[OneDriveClient] = []
+    close = OneDriveClient.close
+    monkeypatch.setattr(OneDriveClient, "close", lambda self: (closed.append(self), close(self))[1])
+    run(OneDriveUploadOperator(task_id="t", data="x", remote_path="closing/a.txt"))
+    with pytest.raises(OneDriveNotFoundError):
+        run(OneDriveDeleteOperator(task_id="d", paths="closing/missing.txt", missing_ok=False))
+    assert len(closed) == 2  # after success and after failure
+
+
 def test_upload_never_overwrites_by_default(drive):
     drive.put_file("out/a.txt", b"precious")
     with pytest.raises(OneDriveConflictError) as info:
