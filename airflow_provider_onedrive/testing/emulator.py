@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import hmac
 import json
 import re
+import secrets
 import tempfile
 import threading
 from pathlib import Path
@@ -28,11 +30,16 @@ from airflow_provider_onedrive.testing.wire import GraphError, IdentityError, Re
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["CONNECTION_KINDS", "GraphEmulator"]
+__all__ = ["CONNECTION_KINDS", "CONTROL_TOKEN_HEADER", "GraphEmulator"]
 
 _VERSION_RE = re.compile(r"^/(v\d+\.\d+|beta)(/|$)")
 #: Connection kinds :meth:`GraphEmulator.connection` and the info document offer.
 CONNECTION_KINDS = ("app", "app_cert", "delegated", "site", "drive", "group")
+#: Header that carries :attr:`GraphEmulator.control_token` to the ``/_emulator/...`` control endpoints.
+CONTROL_TOKEN_HEADER = "X-Emulator-Token"
+#: Content types a browser may POST cross-origin without a CORS preflight (Fetch standard "CORS-safelisted
+#: request-header"; MDN "CORS-safelisted request header").
+_SIMPLE_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 _STATUS_CODES = {
     429: "TooManyRequests",
     500: "generalException",
@@ -78,12 +85,16 @@ class GraphEmulator:
         self.store: Store
         self.identity: Identity
         self.refresh_token = ""
+        #: Secret of this run (made by :meth:`start`) that every control endpoint but ``/_emulator/health`` and
+        #: the device sign-in page needs in the ``X-Emulator-Token`` header (or as ``Authorization: Bearer``).
+        self.control_token = ""
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> GraphEmulator:
         """Generate certificates, bind the listeners and serve in background threads."""
         if self._listeners:
             return self
+        self.control_token = secrets.token_urlsafe(32)
         self._tmp = tempfile.TemporaryDirectory(prefix="graph-emulator-", dir=self.settings.temp_dir)
         self.directory_path = Path(self._tmp.name)
         self.spill_dir = self.directory_path / "content"
@@ -316,6 +327,8 @@ class GraphEmulator:
             "drive_id": self.drive_id,
             "download_origin": self.download_origin,
             "device_approve_url": f"{self.authority_host}/_emulator/device/approve",
+            "control_token": self.control_token,
+            "control_token_header": CONTROL_TOKEN_HEADER,
             "connections": {k: self.connection(k) for k in kinds},
         }
         if self.settings.business and self.seed.sites:
@@ -323,6 +336,11 @@ class GraphEmulator:
         if self.seed.groups:
             document.update(group_id=self.group_id, group_drive_id=self.group_drive_id)
         return document
+
+    def control_headers(self) -> dict[str, str]:
+        """Headers that authorize a request to the ``/_emulator/...`` control endpoints."""
+        self._require_started()
+        return {CONTROL_TOKEN_HEADER: self.control_token}
 
     def http_session(self) -> requests.Session:
         """A requests Session that trusts the emulator's CA (and ignores REQUESTS_CA_BUNDLE / proxies)."""
@@ -503,21 +521,45 @@ class GraphEmulator:
         raise GraphError(404, "itemNotFound", f"No emulated endpoint for {request.method} {request.path}.")
 
     def _control(self, request: Request) -> Response:
+        """``/_emulator/...``: health and the device sign-in page are open; the rest needs the control token.
+
+        Browsers are kept out: any ``Origin`` header is refused, and a POST with a content type a page could send
+        cross-origin without a preflight is refused, except a form-encoded device approval, which arrives with
+        the token header and so cannot come from a page (a custom header forces a preflight, which fails here).
+        """
         path = request.path
+        if request.header("origin") is not None:
+            raise GraphError(
+                403,
+                "accessDenied",
+                "Emulator control endpoints refuse requests carrying an Origin header (web pages); call them from "
+                "a test, a script or curl.",
+            )
         if path == "/_emulator/health":
             return json_response(200, {"status": "ok"})
-        if path == "/_emulator/info":
+        if path == "/_emulator/device" and request.method == "GET":
+            text = (
+                "Graph emulator device sign-in. Approve a code with:\n  curl --cacert CA -X POST "
+                f"-H '{CONTROL_TOKEN_HEADER}: TOKEN' -d user_code=CODE {request.origin}/_emulator/device/approve\n"
+                "CA and TOKEN are ca_bundle and control_token of the info document (--info-file), or "
+                "emu.ca_bundle and emu.control_token in Python.\nPending: "
+                f"{', '.join(self.pending_device_codes()) or 'none'}\n"
+            )
+            return Response(200, {"Content-Type": "text/plain; charset=utf-8"}, text.encode())
+        self._check_control_token(request)
+        content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+        if request.method == "POST" and content_type in _SIMPLE_CONTENT_TYPES:
+            form_approval = path == "/_emulator/device/approve" and content_type == _SIMPLE_CONTENT_TYPES[0]
+            if not form_approval:
+                accepted = "application/json or a form" if path == "/_emulator/device/approve" else "no body or JSON"
+                raise GraphError(
+                    415, "invalidRequest", f"Content-Type {content_type} is not accepted by {path}; send {accepted}."
+                )
+        if path == "/_emulator/info" and request.method == "GET":
             return json_response(200, self.info())
         if path == "/_emulator/reset" and request.method == "POST":
             self.reset()
             return json_response(200, {"status": "reset"})
-        if path == "/_emulator/device" and request.method == "GET":
-            text = (
-                "Graph emulator device sign-in. Approve a code with:\n  curl --cacert CA -X POST "
-                f"{request.origin}/_emulator/device/approve -d user_code=CODE\nPending: "
-                f"{', '.join(self.pending_device_codes()) or 'none'}\n"
-            )
-            return Response(200, {"Content-Type": "text/plain; charset=utf-8"}, text.encode())
         if path == "/_emulator/device/approve" and request.method == "POST":
             raw = request.body.read().decode("utf-8")
             form = json.loads(raw) if raw.lstrip().startswith("{") else dict(parse_qsl(raw))
@@ -531,3 +573,18 @@ class GraphEmulator:
                 raise GraphError(404, "itemNotFound", str(exc.args[0])) from exc
             return json_response(200, {"approved": True, "user": form.get("user") or self.user_upn})
         raise GraphError(404, "itemNotFound", f"No emulator control endpoint {request.method} {path}.")
+
+    def _check_control_token(self, request: Request) -> None:
+        """401 unless the request carries this run's control token (``X-Emulator-Token`` or ``Bearer``)."""
+        presented = request.header(CONTROL_TOKEN_HEADER) or ""
+        authorization = request.header("authorization") or ""
+        if not presented and authorization.lower().startswith("bearer "):
+            presented = authorization[7:].strip()
+        expected = self.control_token.encode()
+        if not expected or not hmac.compare_digest(presented.encode("utf-8", "replace"), expected):
+            raise GraphError(
+                401,
+                "unauthenticated",
+                f"Emulator control endpoints need the {CONTROL_TOKEN_HEADER} header with this run's control token "
+                "(control_token in the info document / --info-file, emu.control_token in Python).",
+            )

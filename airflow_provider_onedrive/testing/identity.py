@@ -1,13 +1,17 @@
 """The identity-platform side: discovery documents and the v2.0 token and device-code endpoints.
 
 Access tokens are JWTs signed with a per-emulator HMAC key; Graph accepts only unexpired ones for its own
-audience. Refresh tokens are opaque, rotate on every use and can expire or be revoked. Errors carry Entra ID's
-AADSTS codes in its JSON format.
+audience. Refresh tokens are opaque; every redemption returns a fresh one and, as Microsoft documents ("Refresh
+tokens in the Microsoft identity platform", learn.microsoft.com/entra/identity-platform/refresh-tokens: it "doesn't
+revoke old refresh tokens when used to fetch new access tokens"), the old one stays valid until it expires (90 days
+after it was issued, AADSTS700082) or is revoked (AADSTS50173). Strict single-use rotation is an opt-in setting.
+Errors carry Entra ID's AADSTS codes in its JSON format.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -39,6 +43,20 @@ def b64url(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _entra_time(epoch: float) -> str:
+    """A timestamp as Entra writes it in error descriptions: ``2018-10-19T17:26:59.8511467Z``."""
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 10:07d}Z"
+
+
+def _timespan(seconds: float) -> str:
+    """A duration in .NET TimeSpan form, as AADSTS700082 reports it: ``90.00:00:00`` or ``12:00:00``."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    clock = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{days}.{clock}" if days else clock
 
 
 @dataclass(frozen=True)
@@ -75,13 +93,15 @@ class Principal:
 
 @dataclass
 class _RefreshGrant:
+    """One refresh token: whose it is, when it was issued, and when the sign-in it descends from happened."""
+
     user: DirectoryUser
     client_id: str
     scopes: str
     issued: float
-    expires: float
+    auth_time: float
     used_at: float | None = None
-    revoked: bool = False
+    revoked_at: float | None = None
 
 
 @dataclass
@@ -203,21 +223,29 @@ class Identity:
     def token_expired(self) -> GraphError:
         return self._unauthorized("Lifetime validation failed, the token is expired.")
 
-    def issue_refresh_token(self, user: DirectoryUser, scopes: str = DELEGATED_SCOPES, token: str | None = None) -> str:
-        """Mint a refresh token for ``user`` (as after an interactive sign-in)."""
+    def issue_refresh_token(
+        self,
+        user: DirectoryUser,
+        scopes: str = DELEGATED_SCOPES,
+        token: str | None = None,
+        auth_time: float | None = None,
+    ) -> str:
+        """Mint a refresh token for ``user``: after an interactive sign-in, or (``auth_time`` given) a redemption."""
         now = self.clock.now()
         token = token or "0.A" + b64url(secrets.token_bytes(48))
-        grant = _RefreshGrant(user, self.app.client_id, scopes, now, now + self.settings.refresh_token_lifetime)
+        grant = _RefreshGrant(user, self.app.client_id, scopes, now, now if auth_time is None else auth_time)
         with self._lock:
             self._state.refresh_tokens[token] = grant
         return token
 
     def revoke_refresh_tokens(self, user: DirectoryUser) -> int:
-        """Revoke every refresh token of ``user`` (like "revoke sessions"); returns how many."""
+        """Revoke every refresh token ``user`` holds, as ``POST /users/{id}/revokeSignInSessions`` or a password
+        reset does (Entra moves the user's "tokens valid from" date to now); returns how many were live."""
+        now = self.clock.now()
         with self._lock:
-            grants = [g for g in self._state.refresh_tokens.values() if g.user == user and not g.revoked]
+            grants = [g for g in self._state.refresh_tokens.values() if g.user == user and g.revoked_at is None]
             for grant in grants:
-                grant.revoked = True
+                grant.revoked_at = now
         return len(grants)
 
     # -- device code -----------------------------------------------------------------------------------------
@@ -331,7 +359,7 @@ class Identity:
                 "interval": self.settings.device_code_interval,
                 "message": f"To sign in, use a web browser to open the page {uri} and enter the code {user_code} "
                 f"to authenticate. (Emulator: POST {request.origin}/_emulator/device/approve "
-                f"with user_code={user_code}.)",
+                f"with user_code={user_code} and the X-Emulator-Token header set to the emulator's control_token.)",
             },
         )
 
@@ -462,7 +490,7 @@ class Identity:
             },
         )
 
-    def _delegated_response(self, user: DirectoryUser, scopes: str) -> Response:
+    def _delegated_response(self, user: DirectoryUser, scopes: str, auth_time: float | None = None) -> Response:
         granted = " ".join(s for s in scopes.split() if s not in OIDC_SCOPES) or "User.Read"
         payload: dict[str, Any] = {
             "token_type": "Bearer",
@@ -473,7 +501,7 @@ class Identity:
             "client_info": b64url(json.dumps({"uid": user.id, "utid": self.tenant_id}).encode()),
         }
         if "offline_access" in scopes.split():
-            payload["refresh_token"] = self.issue_refresh_token(user, scopes)
+            payload["refresh_token"] = self.issue_refresh_token(user, scopes, auth_time=auth_time)
         now = int(self.clock.now())
         id_claims = {
             "aud": self.app.client_id,
@@ -494,36 +522,47 @@ class Identity:
     def _redeem_refresh_token(self, form: dict[str, str]) -> Response:
         token = form.get("refresh_token", "")
         now = self.clock.now()
+        settings = self.settings
         with self._lock:
             grant = self._state.refresh_tokens.get(token)
             if grant is None or grant.client_id != form["client_id"]:
                 raise IdentityError(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
-            if grant.revoked:
+            if grant.revoked_at is not None:
+                # AADSTS50173's text from Entra's error lookup (login.microsoftonline.com/error?code=50173, as
+                # quoted in Microsoft Tech Community "Refresh Token" threads).
                 raise IdentityError(
                     400,
                     "invalid_grant",
                     50173,
                     "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user "
-                    "might have changed or reset their password.",
+                    "might have changed or reset their password. The grant was issued on "
+                    f"'{_entra_time(grant.auth_time)}' and the TokensValidFrom date (before which tokens are not "
+                    f"valid) for this user is '{_entra_time(grant.revoked_at)}'.",
                 )
-            if grant.expires <= now:
+            lifetime = settings.refresh_token_lifetime
+            if now - grant.issued >= lifetime:
+                # Each token's 90 days count from its own issue: redeeming an old token returns a fresh one but
+                # does not extend the old one (reports of AADSTS700082 on a token "used yesterday" that was
+                # "issued on <90 days ago> and was inactive for 90.00:00:00").
                 raise IdentityError(
                     400,
                     "invalid_grant",
                     700082,
-                    f"The refresh token has expired due to inactivity. The token was issued on "
-                    f"{int(grant.issued)} and was inactive for {int(now - grant.issued)} seconds.",
+                    "The refresh token has expired due to inactivity. The token was issued on "
+                    f"{_entra_time(grant.issued)} and was inactive for {_timespan(lifetime)}.",
                 )
-            if grant.used_at is not None and now - grant.used_at > self.settings.refresh_token_reuse_grace:
+            single_use = settings.refresh_token_reuse == "single_use"
+            if single_use and grant.used_at is not None and now - grant.used_at > settings.refresh_token_reuse_grace:
                 raise IdentityError(
                     400,
                     "invalid_grant",
                     70000,
-                    "The provided value for the 'refresh_token' is not valid: it was already redeemed (refresh "
-                    "tokens rotate; use the one returned by the last refresh).",
+                    "The provided value for the 'refresh_token' is not valid: it was already redeemed (emulator "
+                    "setting refresh_token_reuse='single_use'; use the one returned by the last refresh).",
                 )
             grant.used_at = now if grant.used_at is None else grant.used_at
-        return self._delegated_response(grant.user, form.get("scope") or grant.scopes)
+            user, scopes, auth_time = grant.user, form.get("scope") or grant.scopes, grant.auth_time
+        return self._delegated_response(user, scopes, auth_time)
 
     def _redeem_device_code(self, form: dict[str, str]) -> Response:
         now = self.clock.now()

@@ -23,6 +23,12 @@ class EmulatorSettings:
         plain-HTTP listener while the identity endpoints stay https (MSAL insists).
     :param app_allowed_drives: None grants app-only tokens every drive (``Files.ReadWrite.All``); a tuple of drive
         or site ids grants only those (``Sites.Selected``), other drives answer 403 ``accessDenied``.
+    :param refresh_token_lifetime: seconds a refresh token stays valid after it was issued (90 days of inactivity,
+        learn.microsoft.com "Refresh tokens in the Microsoft identity platform"); then ``invalid_grant``
+        AADSTS700082. Redeeming one issues a fresh token with a fresh lifetime.
+    :param refresh_token_reuse: ``allowed`` (Microsoft's documented behaviour: the identity platform "doesn't
+        revoke old refresh tokens when used to fetch new access tokens") or ``single_use``, an opt-in strict
+        rotation where a redeemed token dies after ``refresh_token_reuse_grace`` seconds (``invalid_grant`` 70000).
     """
 
     host: str = "127.0.0.1"
@@ -38,7 +44,8 @@ class EmulatorSettings:
     # identity platform
     token_lifetime: float = 3600
     refresh_token_lifetime: float = 90 * 24 * 3600
-    refresh_token_reuse_grace: float = 0.0
+    refresh_token_reuse: Literal["allowed", "single_use"] = "allowed"
+    refresh_token_reuse_grace: float = 0.0  # single_use only
     device_code_lifetime: float = 900
     device_code_interval: int = 5
     device_code_enforce_interval: bool = False
@@ -89,6 +96,8 @@ class EmulatorSettings:
                 changes[name] = tuple(changes[name])
         if changes.get("mode", self.mode) not in ("business", "personal"):
             raise ValueError("emulator setting 'mode' must be 'business' or 'personal'")
+        if changes.get("refresh_token_reuse", self.refresh_token_reuse) not in ("allowed", "single_use"):
+            raise ValueError("emulator setting 'refresh_token_reuse' must be 'allowed' or 'single_use'")
         return dataclasses.replace(self, **changes)
 
 

@@ -22,6 +22,9 @@ from airflow_provider_onedrive.testing.wire import GraphError
 __all__ = ["Drive", "Item", "Store", "Tombstone", "validate_name"]
 
 _INVALID_CHARS = set('"*:<>?/\\|')
+#: SharePoint Online and OneDrive also refuse control characters (U+0000-U+001F, U+007F-U+009F): the rule
+#: Microsoft's PnP SharePoint libraries check names against before sending them.
+_CONTROL = {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))}
 _RESERVED = {".lock", "con", "prn", "aux", "nul", "desktop.ini"} | {
     f"{p}{d}" for p in ("com", "lpt") for d in range(10)
 }
@@ -35,6 +38,8 @@ def validate_name(name: str) -> None:
         problem = "The name is empty."
     elif _INVALID_CHARS & set(name):
         problem = 'The name contains one of the characters " * : < > ? / \\ | that are not allowed.'
+    elif _CONTROL & set(name):
+        problem = "The name contains a control character, which is not allowed."
     elif name != name.strip(" "):
         problem = "The name has a leading or trailing space."
     elif name.endswith("."):

@@ -194,11 +194,11 @@ class Uploads:
                     self._sessions[guid].expires = 0.0
         session = self._session(request)
         if request.header("authorization") and self.emu.settings.reject_authorization_on_upload:
-            raise GraphError(
-                401,
-                "InvalidAuthenticationToken",
-                "The uploadUrl carries its own credential; do not send an Authorization header with it.",
-            )
+            # Graph's createUploadSession remarks: a PUT with the Authorization header "may result in an HTTP 401
+            # Unauthorized response". What the service sends then is {"code": "unauthenticated", "message":
+            # "Unauthenticated"} (rclone/rclone#7405 and #8605 log "unauthenticated: Unauthenticated"; the raw body
+            # is quoted in dtinit/data-transfer-project#1416), not Graph's InvalidAuthenticationToken.
+            raise GraphError(401, "unauthenticated", "Unauthenticated")
         if request.method == "GET":
             return self._status(session, 200)
         if request.method == "DELETE":

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from airflow_provider_onedrive.cli import build_parser
+from airflow_provider_onedrive.testing import command
 
 pytestmark = pytest.mark.timeout(90)
 COMMAND = Path(sys.executable).with_name("airflow-onedrive")
@@ -36,6 +37,9 @@ def test_parser_registers_the_emulator_command() -> None:
 
 def test_command_serves_until_sigint(tmp_path: Path) -> None:
     info_file = tmp_path / "info.json"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    (tmp_path / ".info.json.tmp").symlink_to(victim)  # the temp name older versions wrote through
     rules = tmp_path / "faults.json"
     rules.write_text(json.dumps([{"action": "status", "status": 503, "path": "/children$", "nth": 1}]))
     process = subprocess.Popen(
@@ -46,7 +50,8 @@ def test_command_serves_until_sigint(tmp_path: Path) -> None:
     )
     try:
         info = wait_for(info_file, process)
-        assert oct(info_file.stat().st_mode & 0o777) == "0o600"
+        assert oct(info_file.stat().st_mode & 0o777) == "0o600" and not info_file.is_symlink()
+        assert victim.read_text() == "untouched"
         assert info["graph_url"].endswith("/v1.0") and "/" not in info["authority_host"].split("//")[1]
         assert set(info["connections"]) >= {"app", "app_cert", "delegated"}
         session = requests.Session()
@@ -78,8 +83,13 @@ def test_command_serves_until_sigint(tmp_path: Path) -> None:
             instance_discovery=False,
         )
         flow = public.initiate_device_flow(scopes=["Files.ReadWrite.All"])
-        approve = session.post(info["device_approve_url"], data={"user_code": flow["user_code"]})
+        form = {"user_code": flow["user_code"]}
+        assert session.post(info["device_approve_url"], data=form).status_code == 401  # no control token
+        token_header = {info["control_token_header"]: info["control_token"]}
+        approve = session.post(info["device_approve_url"], data=form, headers=token_header)
         assert approve.status_code == 200
+        served_info = session.get(f"{info['authority_host']}/_emulator/info", headers=token_header)
+        assert served_info.json()["control_token"] == info["control_token"]
         assert "access_token" in public.acquire_token_by_device_flow(flow, exit_condition=lambda f: True)
         refreshed = public.acquire_token_by_refresh_token(delegated["refresh_token"], ["Files.ReadWrite.All"])
         assert "access_token" in refreshed
@@ -101,3 +111,51 @@ def test_command_rejects_bad_settings(tmp_path: Path) -> None:
         env={**os.environ},
     )
     assert result.returncode == 2 and "no_such_setting" in result.stderr
+
+
+def test_info_file_does_not_follow_planted_symlinks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    info_file = tmp_path / "info.json"
+    predictable = tmp_path / ".info.json.tmp"  # the name older versions used
+    guessed = tmp_path / ".info.json.guessed.tmp"  # an attacker who guessed the random part
+    predictable.symlink_to(victim)
+    guessed.symlink_to(victim)
+    suffixes = iter(["guessed", "fresh"])
+    monkeypatch.setattr(command, "_temp_suffix", lambda: next(suffixes))
+    command._write_private(info_file, '{"control_token": "t"}\n')
+    assert victim.read_text() == "untouched"
+    assert predictable.is_symlink() and guessed.is_symlink()  # left alone, not written through or replaced
+    assert json.loads(info_file.read_text()) == {"control_token": "t"}
+    assert not info_file.is_symlink() and oct(info_file.stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".info.json.guessed.tmp",
+        ".info.json.tmp",
+        "info.json",
+        "victim.txt",
+    ]
+
+
+def test_info_file_replaces_a_symlink_at_its_own_path(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    info_file = tmp_path / "deeper" / "info.json"
+    info_file.parent.mkdir()
+    info_file.symlink_to(victim)
+    old_umask = os.umask(0)
+    try:
+        command._write_private(info_file, "{}\n")
+    finally:
+        os.umask(old_umask)
+    assert victim.read_text() == "untouched"
+    assert not info_file.is_symlink() and info_file.read_text() == "{}\n"
+    assert oct(info_file.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in info_file.parent.iterdir()] == ["info.json"]
+
+
+def test_info_file_gives_up_when_every_temp_name_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".info.json.taken.tmp").symlink_to(tmp_path / "victim.txt")
+    monkeypatch.setattr(command, "_temp_suffix", lambda: "taken")
+    with pytest.raises(FileExistsError, match="temporary file"):
+        command._write_private(tmp_path / "info.json", "{}")
+    assert not (tmp_path / "info.json").exists() and not (tmp_path / "victim.txt").exists()

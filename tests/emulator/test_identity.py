@@ -120,7 +120,8 @@ def test_assertion_signed_by_another_key_is_700027(emu: GraphEmulator, tmp_path:
     aadsts_error(confidential(emu, unknown).acquire_token_for_client([GRAPH_SCOPE]), "invalid_client", 700027)
 
 
-def test_refresh_token_rotates_and_old_one_dies(emu: GraphEmulator) -> None:
+def test_refresh_token_redemption_through_msal(emu: GraphEmulator) -> None:
+    """MSAL gets a new refresh token, client_info and an id_token; the old token keeps working (by default)."""
     app = public(emu)
     first = app.acquire_token_by_refresh_token(emu.refresh_token, ["Files.ReadWrite.All"])
     assert first["refresh_token"] != emu.refresh_token
@@ -129,15 +130,24 @@ def test_refresh_token_rotates_and_old_one_dies(emu: GraphEmulator) -> None:
     assert first["id_token_claims"]["preferred_username"] == emu.user_upn
     assert [a["username"] for a in app.get_accounts()] == [emu.user_upn]
     reused = app.acquire_token_by_refresh_token(emu.refresh_token, ["Files.ReadWrite.All"])
-    aadsts_error(reused, "invalid_grant", 70000)
+    assert "access_token" in reused and reused["refresh_token"] not in (first["refresh_token"], emu.refresh_token)
     second = app.acquire_token_by_refresh_token(first["refresh_token"], ["Files.ReadWrite.All"])
     assert "access_token" in second
     me = Graph(emu, second["access_token"]).get("/me/drive")
     assert me.status_code == 200 and me.json()["id"] == emu.drive_id
 
 
-def test_refresh_token_reuse_grace_is_a_setting(make_emulator: object) -> None:
-    emu = make_emulator(refresh_token_reuse_grace=60)  # type: ignore[operator]
+def test_single_use_rotation_is_opt_in_and_msal_sees_70000(make_emulator: object) -> None:
+    emu = make_emulator(refresh_token_reuse="single_use")  # type: ignore[operator]
+    app = public(emu)
+    first = app.acquire_token_by_refresh_token(emu.refresh_token, ["Files.ReadWrite.All"])
+    assert "access_token" in first
+    aadsts_error(app.acquire_token_by_refresh_token(emu.refresh_token, ["Files.ReadWrite.All"]), "invalid_grant", 70000)
+    assert "access_token" in app.acquire_token_by_refresh_token(first["refresh_token"], ["Files.ReadWrite.All"])
+
+
+def test_single_use_reuse_grace_is_a_setting(make_emulator: object) -> None:
+    emu = make_emulator(refresh_token_reuse="single_use", refresh_token_reuse_grace=60)  # type: ignore[operator]
     app = public(emu)
     assert "access_token" in app.acquire_token_by_refresh_token(emu.refresh_token, ["Files.ReadWrite.All"])
     assert "access_token" in app.acquire_token_by_refresh_token(emu.refresh_token, ["Files.ReadWrite.All"])
@@ -182,13 +192,16 @@ def test_device_code_approved_over_http_and_expiry(emu: GraphEmulator) -> None:
     session = emu.http_session()
     app = public(emu)
     flow = app.initiate_device_flow(scopes=["Files.ReadWrite.All"])
-    response = session.post(f"{emu.authority_host}/_emulator/device/approve", data={"user_code": flow["user_code"]})
+    approve_url = f"{emu.authority_host}/_emulator/device/approve"
+    response = session.post(approve_url, data={"user_code": flow["user_code"]}, headers=emu.control_headers())
     assert response.status_code == 200 and response.json()["user"] == emu.user_upn
     assert "access_token" in app.acquire_token_by_device_flow(flow, exit_condition=lambda f: True)
     late = app.initiate_device_flow(scopes=["Files.ReadWrite.All"])
     emu.advance_time(emu.settings.device_code_lifetime + 1)
     aadsts_error(app.acquire_token_by_device_flow(late, exit_condition=lambda f: True), "expired_token", 70020)
-    unknown = session.post(f"{emu.authority_host}/_emulator/device/approve", json={"user_code": "NOPE"})
+    unknown = session.post(
+        f"{emu.authority_host}/_emulator/device/approve", json={"user_code": "NOPE"}, headers=emu.control_headers()
+    )
     assert unknown.status_code == 404
 
 

@@ -127,6 +127,10 @@ def test_names_round_trip_through_per_segment_encoding(emu: GraphEmulator, name:
         "~$lock.docx",
         "x_vti_y",
         ".lock",
+        "tab\there",  # control characters (U+0000-U+001F, U+007F-U+009F), as SharePoint Online refuses them
+        "bell\x07.txt",
+        "del\x7f.txt",
+        "c1\x85.txt",
     ],
 )
 def test_names_graph_refuses(graph: Graph, name: str) -> None:

@@ -149,6 +149,7 @@ def run_workers(conn: dict, count: int) -> list[subprocess.CompletedProcess]:
 
 def test_concurrent_processes_share_a_locked_file_store(emu, tmp_path: Path):
     """Refresh tokens are single-use here (no reuse grace): without the lock, racing workers would fail."""
+    emu.settings.refresh_token_reuse = "single_use"  # opt-in strict rotation; Microsoft lets old tokens live on
     conn = emu.connection("delegated")
     conn["extra"]["token_store"] = f"file:{tmp_path}/rt.json"
     for batch in (3, 3):
