@@ -7,7 +7,9 @@ segment is percent-encoded on its own (never the whole URL) so any valid name ro
 
 from __future__ import annotations
 
+import os
 import re
+from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_onedrive.errors import OneDriveValidationError
@@ -23,6 +25,8 @@ __all__ = [
 ]
 
 MAX_PATH_LENGTH = 400
+#: Longest item name OneDrive and SharePoint accept, in characters.
+MAX_NAME_LENGTH = 255
 _FORBIDDEN_CHARS = set('"*:<>?/\\|')
 _RESERVED_NAMES = {".lock", "con", "prn", "aux", "nul", "desktop.ini"} | {
     f"{prefix}{n}" for prefix in ("com", "lpt") for n in range(10)
@@ -39,12 +43,16 @@ def validate_name(name: str, *, path: str | None = None) -> None:
         raise OneDriveValidationError(
             f"'{name}' segment{where}: paths are relative to the drive root, write them without '.' or '..'"
         )
-    bad = sorted({c for c in name if c in _FORBIDDEN_CHARS or ord(c) < 32})
+    bad = sorted({c for c in name if c in _FORBIDDEN_CHARS or ord(c) < 32 or 0x7F <= ord(c) < 0xA0})
     if bad:
         shown = " ".join(repr(c) for c in bad)
         raise OneDriveValidationError(
             f"name {name!r}{where} contains {shown}, which OneDrive does not allow in names "
             '(forbidden: " * : < > ? / \\ | and control characters)'
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise OneDriveValidationError(
+            f"name {name[:40]!r}...{where} is {len(name)} characters; OneDrive allows at most {MAX_NAME_LENGTH}"
         )
     if name != name.strip(" "):
         raise OneDriveValidationError(f"name {name!r}{where} starts or ends with a space, which OneDrive refuses")
@@ -57,6 +65,32 @@ def validate_name(name: str, *, path: str | None = None) -> None:
         raise OneDriveValidationError(f"name {name!r}{where} starts with '~$', which OneDrive refuses")
     if "_vti_" in lowered:
         raise OneDriveValidationError(f"name {name!r}{where} contains '_vti_', which OneDrive refuses")
+
+
+def check_listed_name(name: Any, *, folder: str = "") -> str:
+    """A name the server returned, checked before it becomes part of any path: one non-empty segment, not
+    ``.``/``..``, without ``/``, ``\\``, ``:`` or control characters. (Looser than :func:`validate_name`:
+    listings may hold items OneDrive creates itself, such as ``~$`` lock files.)"""
+    where = folder or "(drive root)"
+    if not isinstance(name, str) or not name:
+        raise OneDriveValidationError(f"an item listed in {where} has no name")
+    if name in (".", "..") or any(c in "/\\:" or ord(c) < 32 or ord(c) == 127 for c in name):
+        raise OneDriveValidationError(
+            f"an item listed in {where} is named {name!r}, which no OneDrive item can be (a path separator, "
+            "'..', ':' or a control character); it is not used as a path"
+        )
+    return name
+
+
+def local_child(root: str, relative: str) -> str:
+    """The local path of the remote ``relative`` path (``a/b.csv``) under the directory ``root``, refused unless it
+    stays inside ``root``: checked before anything is created, whatever names the server sent."""
+    segments = [check_listed_name(segment) for segment in relative.split("/")] if relative else []
+    base = os.path.abspath(root)
+    target = os.path.normpath(os.path.join(base, *segments))
+    if os.path.commonpath([base, target]) != base:
+        raise OneDriveValidationError(f"refusing to write {relative!r} outside the destination {root!r}")
+    return target
 
 
 def normalize(path: str | None) -> str:

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -35,6 +36,8 @@ __all__ = [
     "StoredToken",
     "store_for_settings",
 ]
+
+log = logging.getLogger("airflow_provider_onedrive.token_stores")
 
 _RECORD_PREFIX = "onedrive-rt1|"
 
@@ -157,11 +160,27 @@ class FileTokenStore:
                 data = json.load(handle)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            self._warn(f"cannot be read ({type(exc).__name__}: it is truncated, corrupt or not readable)")
+            return None
+        if not isinstance(data, dict):
+            self._warn("does not hold a token record")
             return None
         if "ciphertext" in data:
-            return self._decrypt(data)
+            token = self._decrypt(data)
+            if token is None:
+                self._warn("cannot be decrypted with this connection's key (written for other credentials?)")
+            return token
         return data.get("token")
+
+    def _warn(self, problem: str) -> None:
+        log.warning(
+            "refresh-token store %s %s; this connection falls back to the refresh token in its settings, which "
+            "may be older and expired. Delete the file, or sign in again (`airflow-onedrive login`) and update "
+            "the connection's refresh_token",
+            self.path,
+            problem,
+        )
 
     def save(self, token: str) -> None:
         with self.lock():

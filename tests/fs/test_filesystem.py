@@ -264,3 +264,14 @@ def test_recursive_rm_sends_one_delete_per_top_folder(
     assert [r.method for r in settled_requests(onedrive_emulator)].count("DELETE") == 1
     assert onedrive_emulator.item(f"{base}/tree") is None
     assert "tree" in onedrive_emulator.deleted_items()  # the recycle bin, not a permanent delete
+
+
+@pytest.mark.parametrize("root", ["", "/", "onedrive://", ["ok.txt", "/"]])
+def test_rm_of_the_drive_root_is_refused_before_any_request(onedrive_fs, request, root):
+    from airflow_provider_onedrive.errors import OneDriveValidationError
+
+    emulator = request.getfixturevalue("onedrive_emulator")
+    emulator.clear_requests()
+    with pytest.raises(OneDriveValidationError, match="drive root"):
+        onedrive_fs.rm(root, recursive=True)
+    assert emulator.requests == []

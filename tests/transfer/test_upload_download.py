@@ -163,3 +163,12 @@ def test_folder_upload_refuses_case_clashes_and_bad_names(client, emu, tmp_path)
     with pytest.raises(OneDriveValidationError, match="does not allow"):
         client.upload_folder(bad, "x")
     assert [r for r in settled(emu) if r.kind == "graph"] == []
+
+
+@pytest.mark.parametrize("name", ["n" * 251 + ".csv", "é" * 120 + ".csv"], ids=["255-chars", "244-utf8-bytes"])
+def test_names_up_to_the_limit_download_atomically(client, emu, tmp_path, name):
+    """A long name's temporary file stays within the file system's 255-byte name limit."""
+    emu.put_file(f"long/{name}", b"a,b\n")
+    result = client.download_file(f"long/{name}", tmp_path / name)
+    assert (tmp_path / name).read_bytes() == b"a,b\n" and result.size == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left behind

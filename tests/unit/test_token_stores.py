@@ -56,9 +56,20 @@ def test_file_store_without_key_is_plain_but_private(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "t.json").st_mode) == 0o600
 
 
-def test_corrupt_file_reads_as_empty(tmp_path):
-    (tmp_path / "t.json").write_text("{broken")
-    assert FileTokenStore(tmp_path / "t.json").load() is None
+def test_truncated_or_undecryptable_file_reads_as_empty_with_a_warning(tmp_path, caplog):
+    import logging
+
+    path = tmp_path / "t.json"
+    FileTokenStore(path, key_material=b"k").save("rt-1")
+    caplog.set_level(logging.WARNING, logger="airflow_provider_onedrive.token_stores")
+    assert FileTokenStore(path, key_material=b"other").load() is None  # another connection's key
+    path.write_bytes(path.read_bytes()[:20])  # truncated mid-write by a crash or a full disk
+    assert FileTokenStore(path, key_material=b"k").load() is None
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    assert all(str(path) in w and "falls back" in w and "Delete the file" in w for w in warnings)
+    assert "decrypted" in warnings[0] and "truncated" in warnings[1]
+    assert "rt-1" not in " ".join(warnings)
 
 
 def _increment(path: str, rounds: int) -> None:
