@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_onedrive.config import ConnectionSettings, certificate_thumbprints
+from airflow_provider_onedrive.config import RESERVED_SCOPES, ConnectionSettings, certificate_thumbprints
 from airflow_provider_onedrive.errors import OneDriveAuthError
 from airflow_provider_onedrive.graph import make_session, token_identity
 from airflow_provider_onedrive.token_stores import NullTokenStore, RefreshTokenStore, StoredToken
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 #: Tokens are renewed this many seconds before they expire (MSAL's own margin).
 EXPIRY_MARGIN = 300.0
-_RESERVED_SCOPES = {"offline_access", "openid", "profile"}
 _MICROSOFT_AUTHORITY_HOSTS = {
     "login.microsoftonline.com",
     "login.microsoft.com",
@@ -180,7 +179,7 @@ def auth_error(settings: ConnectionSettings, result: dict[str, Any], doing: str)
 
 def _graph_scopes(settings: ConnectionSettings) -> list[str]:
     """Scopes as MSAL wants them: without the reserved ones it adds itself."""
-    return [s for s in settings.scopes if s not in _RESERVED_SCOPES]
+    return [s for s in settings.scopes if s not in RESERVED_SCOPES]
 
 
 def _identity(settings: ConnectionSettings, result: dict[str, Any]) -> str:

@@ -23,8 +23,10 @@ from airflow_provider_onedrive.graph import check_service_url
 __all__ = [
     "AUTH_TYPES",
     "CLOUDS",
+    "DELEGATED_SCOPES",
     "DELEGATED_TENANTS",
     "DRIVE_TYPES",
+    "RESERVED_SCOPES",
     "Cloud",
     "ConnectionSettings",
     "certificate_thumbprints",
@@ -35,8 +37,10 @@ AUTH_TYPES = ("client_secret", "certificate", "refresh_token")
 DELEGATED_TENANTS = ("common", "organizations", "consumers")
 _LEGACY_PREFIX = "extra__onedrive__"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
-_RESERVED_SCOPES = ("offline_access", "openid", "profile")
-_DELEGATED_SCOPES = ("Files.ReadWrite.All", "offline_access", "User.Read")
+#: Scopes MSAL adds to every delegated request itself (they are never prefixed with a resource).
+RESERVED_SCOPES = ("offline_access", "openid", "profile")
+#: What a delegated connection asks for unless extra 'scopes' says otherwise.
+DELEGATED_SCOPES = ("Files.ReadWrite.All", "offline_access", "User.Read")
 
 
 @dataclass(frozen=True)
@@ -442,8 +446,8 @@ class _Parser:
         if auth_type != "refresh_token":
             return (f"{resource}/.default",)
         if cloud == "global":
-            return _DELEGATED_SCOPES
-        return tuple(s if s in _RESERVED_SCOPES else f"{resource}/{s}" for s in _DELEGATED_SCOPES)
+            return DELEGATED_SCOPES
+        return tuple(s if s in RESERVED_SCOPES else f"{resource}/{s}" for s in DELEGATED_SCOPES)
 
     def ca_bundle(self) -> str | None:
         path = self.text("ca_bundle")

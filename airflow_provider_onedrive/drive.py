@@ -10,41 +10,29 @@ from __future__ import annotations
 import io
 import logging
 import os
-import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import IO, Any, Protocol
-from urllib.parse import unquote
+from typing import IO, Any
 
 from airflow_provider_onedrive import paths as _paths
 from airflow_provider_onedrive.errors import OneDriveNotFoundError, OneDriveValidationError
 from airflow_provider_onedrive.graph import GraphClient
+from airflow_provider_onedrive.matching import GlobPattern, segments_regex
 from airflow_provider_onedrive.transfers import folders
-from airflow_provider_onedrive.transfers.common import MIB
+from airflow_provider_onedrive.transfers.common import MIB, check_seconds, check_workers
+from airflow_provider_onedrive.transfers.context import DriveContext, DriveLike, TransferSettings
 from airflow_provider_onedrive.transfers.downloads import Downloader
-from airflow_provider_onedrive.transfers.listing import (
-    LIST_SELECT,
-    compile_glob,
-    compile_segment,
-    split_glob,
-    walk_tree,
-)
-from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, UploadResult
+from airflow_provider_onedrive.transfers.listing import LIST_SELECT, walk_tree
+from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, UploadResult, check_time_basis
 from airflow_provider_onedrive.transfers.operations import CopyMonitor, Operations
-from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
+from airflow_provider_onedrive.transfers.progress import ProgressCallback
 from airflow_provider_onedrive.transfers.state import UploadStateStore
-from airflow_provider_onedrive.transfers.uploads import Uploader, check_fragment_size
+from airflow_provider_onedrive.transfers.uploads import Uploader
 from airflow_provider_onedrive.transfers.writer import UploadSession
 
 __all__ = ["DriveLike", "OneDriveClient"]
 
 log = logging.getLogger(__name__)
-
-
-class DriveLike(Protocol):
-    """Anything that names a drive lazily (the hook's DriveLocator): ``resolve(graph)`` -> ``"drives/{id}"``."""
-
-    def resolve(self, graph: GraphClient) -> str: ...
 
 
 class OneDriveClient:
@@ -79,36 +67,51 @@ class OneDriveClient:
         progress_interval: float = 5.0,
         progress_log_min_bytes: int = 8 * MIB,
     ) -> None:
-        if simple_upload_threshold < 0:
-            raise OneDriveValidationError("simple_upload_threshold must be >= 0")
-        if max_workers < 1:
-            raise OneDriveValidationError("max_workers must be at least 1")
+        self.settings = TransferSettings(
+            simple_upload_threshold=simple_upload_threshold,
+            fragment_size=fragment_size,
+            max_workers=max_workers,
+            verify_hashes=verify_hashes,
+            lenient_office_hashes=lenient_office_hashes,
+            progress_interval=progress_interval,
+            progress_log_min_bytes=progress_log_min_bytes,
+        )
         self.graph = graph
-        self._drive = drive
-        self._drive_base: str | None = drive.strip("/") if isinstance(drive, str) else None
-        self._drive_lock = threading.Lock()
-        self._drive_id: str | None = None
-        self.simple_upload_threshold = simple_upload_threshold
-        self.fragment_size = check_fragment_size(fragment_size)
-        self.max_workers = max_workers
-        self.verify_hashes = verify_hashes
-        self.lenient_office_hashes = lenient_office_hashes
-        self.progress_interval = progress_interval
-        self.progress_log_min_bytes = progress_log_min_bytes
-        self._uploader = Uploader(self, UploadStateStore(state_dir))
-        self._downloader = Downloader(self)
-        self._operations = Operations(self)
+        self.context = DriveContext(graph, drive, self.settings)
+        self._uploader = Uploader(self.context, UploadStateStore(state_dir))
+        self._downloader = Downloader(self.context)
+        self._operations = Operations(self.context)
 
     # -- plumbing -------------------------------------------------------------------------------------
     @property
     def drive_base(self) -> str:
         """The Graph-relative drive base, e.g. ``drives/b!abc`` (resolved on first use)."""
-        if self._drive_base is None:
-            with self._drive_lock:
-                if self._drive_base is None:
-                    drive = self._drive
-                    self._drive_base = (drive if isinstance(drive, str) else drive.resolve(self.graph)).strip("/")
-        return self._drive_base
+        return self.context.drive_base
+
+    @property
+    def drive_id(self) -> str:
+        """The drive's id (for ``me/drive``, ``users/...``, ``sites/...`` bases: one GET, then cached)."""
+        return self.context.drive_id
+
+    @property
+    def simple_upload_threshold(self) -> int:
+        return self.settings.simple_upload_threshold
+
+    @property
+    def fragment_size(self) -> int:
+        return self.settings.fragment_size
+
+    @property
+    def max_workers(self) -> int:
+        return self.settings.max_workers
+
+    @property
+    def verify_hashes(self) -> bool:
+        return self.settings.verify_hashes
+
+    @property
+    def lenient_office_hashes(self) -> bool:
+        return self.settings.lenient_office_hashes
 
     def close(self) -> None:
         """Close the pooled HTTP connections of this client's Graph session."""
@@ -120,38 +123,14 @@ class OneDriveClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def drive_id(self) -> str:
-        """The drive's id (for ``me/drive``, ``users/...``, ``sites/...`` bases: one GET, then cached)."""
-        if self._drive_id is None:
-            base = self.drive_base
-            if base.startswith("drives/") and "/" not in base[len("drives/") :]:
-                self._drive_id = unquote(base[len("drives/") :])
-            else:
-                self._drive_id = str(self.graph.get_json(base, params={"$select": "id"})["id"])
-        return self._drive_id
-
-    def reporter(
-        self, path: str, total: int | None, direction: str, callback: ProgressCallback | None
-    ) -> ProgressReporter:
-        return ProgressReporter(
-            path,
-            total,
-            direction,
-            callback=callback,
-            interval=self.progress_interval,
-            log_min_bytes=self.progress_log_min_bytes,
-        )
-
     # -- metadata -------------------------------------------------------------------------------------
     def item(self, path: str) -> dict[str, Any]:
         """The raw driveItem at ``path`` ('' = the root). Raises OneDriveNotFoundError if missing."""
-        return self.graph.get_json(_paths.item_path(self.drive_base, path))
+        return self.context.item(path)
 
     def info(self, path: str) -> RemoteItem:
         """The item at ``path`` as a :class:`RemoteItem`."""
-        normalized = _paths.normalize(path)
-        return RemoteItem.from_graph(self.item(normalized), normalized)
+        return self.context.info(path)
 
     def exists(self, path: str) -> bool:
         try:
@@ -166,16 +145,6 @@ class OneDriveClient:
         params = {"$top": 1000, "$select": select or LIST_SELECT}
         return self.graph.iter_values(_paths.item_path(self.drive_base, folder, "children"), params=params)
 
-    def _list_folder(self, folder: RemoteItem | str) -> list[RemoteItem]:
-        if isinstance(folder, RemoteItem):
-            url = f"{self.drive_base}/items/{folder.id}/children"
-            base = folder.path
-        else:
-            base = _paths.normalize(folder)
-            url = _paths.item_path(self.drive_base, base, "children")
-        params = {"$top": 1000, "$select": LIST_SELECT}
-        return [RemoteItem.child_of(base, raw) for raw in self.graph.iter_values(url, params=params)]
-
     def ls(
         self,
         folder: str = "",
@@ -184,74 +153,91 @@ class OneDriveClient:
         files_only: bool = False,
         folders_only: bool = False,
         modified_since: datetime | None = None,
+        modified_by: str = "file_system",
+        max_depth: int | None = None,
     ) -> Iterator[RemoteItem]:
-        """Items in ``folder`` (and below it when ``recursive``), filtered; lazy."""
+        """Items in ``folder`` (and below it when ``recursive``, at most ``max_depth`` levels), filtered; lazy.
+
+        :param modified_since: only items modified at or after this aware datetime, by the time ``modified_by``
+            names: ``"file_system"`` (``RemoteItem.modified``, which uploads may set to a local mtime) or
+            ``"drive"`` (when the item last changed in the drive).
+        """
         if files_only and folders_only:
             raise OneDriveValidationError("files_only and folders_only exclude each other")
         if modified_since is not None and modified_since.tzinfo is None:
             raise OneDriveValidationError("modified_since must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        check_time_basis(modified_by)
         base = _paths.normalize(folder)
         if recursive:
             source: Iterable[RemoteItem] = (
-                item for _, dirs, files in self.walk(base, detail=True) for item in (*dirs, *files)
+                item for _, dirs, files in self.walk(base, detail=True, max_depth=max_depth) for item in (*dirs, *files)
             )
         else:
-            source = (RemoteItem.child_of(base, raw) for raw in self.list_children(base))
+            source = RemoteItem.children(base, self.list_children(base))
         for item in source:
             if (files_only and item.is_folder) or (folders_only and not item.is_folder):
                 continue
-            if modified_since is not None and (item.modified is None or item.modified < modified_since):
-                continue
+            if modified_since is not None:
+                moment = item.modified_at(modified_by)
+                if moment is None or moment < modified_since:
+                    continue
             yield item
 
     def walk(
-        self, folder: str = "", *, detail: bool = False, max_workers: int | None = None
+        self,
+        folder: str = "",
+        *,
+        detail: bool = False,
+        max_workers: int | None = None,
+        max_depth: int | None = None,
     ) -> Iterator[tuple[str, list[Any], list[Any]]]:
         """Like ``os.walk`` (top-down): ``(folder path, subfolder names, file names)`` for every folder.
 
-        Folders are listed concurrently (``max_workers``); with ``detail=True`` the lists hold RemoteItems.
+        Folders are listed concurrently (``max_workers``); with ``detail=True`` the lists hold RemoteItems;
+        ``max_depth`` limits how many levels are listed (1 = ``folder``'s children only).
         """
         top = _paths.normalize(folder)
-        for path, dirs, files in walk_tree(self._list_folder, top, top, max_workers or self.max_workers):
+        workers = check_workers(max_workers) or self.max_workers
+        for path, dirs, files in walk_tree(self.context.list_folder, top, top, workers, max_depth):
             if detail:
                 yield path, dirs, files
             else:
                 yield path, [d.name for d in dirs], [f.name for f in files]
 
     def glob(self, pattern: str, *, case_sensitive: bool = False) -> list[RemoteItem]:
-        """Items matching a glob (``*``, ``?``, ``[...]``, ``**``), case-insensitive by default, sorted by path."""
-        base, rest = split_glob(pattern)
-        base = _paths.normalize(base)
-        if not rest:
+        """Items (files and folders) matching a glob, sorted by path; see :mod:`..matching` for the semantics."""
+        glob = GlobPattern.parse(pattern)
+        if not glob.is_glob:
             try:
-                return [self.info(base)]
+                return [self.info(glob.base)]
             except OneDriveNotFoundError:
                 return []
         try:
-            if "**" in rest:
-                regex = compile_glob(rest, case_sensitive=case_sensitive)
-                prefix = len(base) + 1 if base else 0
+            if "**" in glob.segments:
+                regex = glob.regex(case_sensitive=case_sensitive)
+                prefix = len(glob.base) + 1 if glob.base else 0
                 found = [
                     item
-                    for _, dirs, files in self.walk(base, detail=True)
+                    for _, dirs, files in self.walk(glob.base, detail=True)
                     for item in (*dirs, *files)
                     if regex.fullmatch(item.path[prefix:])
                 ]
             else:
-                found = self._glob_levels(base, rest, case_sensitive)
+                found = self._glob_levels(glob.base, glob.segments, case_sensitive)
         except OneDriveNotFoundError:
             return []
         return sorted(found, key=lambda item: item.path)
 
-    def _glob_levels(self, base: str, segments: list[str], case_sensitive: bool) -> list[RemoteItem]:
+    def _glob_levels(self, base: str, segments: tuple[str, ...], case_sensitive: bool) -> list[RemoteItem]:
+        """Match level by level, listing only the folders whose names match the pattern so far."""
         current: list[RemoteItem | str] = [base]
         for index, segment in enumerate(segments):
-            regex = compile_segment(segment, case_sensitive=case_sensitive)
+            regex = segments_regex((segment,), case_sensitive=case_sensitive)
             last = index == len(segments) - 1
             matched = [
                 child
                 for folder in current
-                for child in self._list_folder(folder)
+                for child in self.context.list_folder(folder)
                 if regex.fullmatch(child.name) and (last or child.is_folder)
             ]
             if last:
@@ -290,7 +276,7 @@ class OneDriveClient:
         progress: ProgressCallback | None = None,
     ) -> UploadResult:
         """Upload in-memory bytes to ``path``."""
-        return self._uploader.upload_bytes(bytes(data), path, conflict=conflict, progress=progress)
+        return self._uploader.upload_bytes(data, path, conflict=conflict, progress=progress)
 
     def upload_stream(
         self,
@@ -326,7 +312,8 @@ class OneDriveClient:
     ) -> list[UploadResult]:
         """Upload a local directory tree into ``remote`` (created if needed); one result per file."""
         return folders.upload_folder(
-            self,
+            self._uploader,
+            self._operations,
             local_dir,
             remote,
             conflict=conflict,
@@ -372,7 +359,7 @@ class OneDriveClient:
     ) -> list[DownloadResult]:
         """Download the tree under ``remote`` into ``local_dir``, listing and downloading concurrently."""
         return folders.download_folder(
-            self, remote, local_dir, max_workers=max_workers, overwrite=overwrite, progress=progress
+            self._downloader, remote, local_dir, max_workers=max_workers, overwrite=overwrite, progress=progress
         )
 
     # -- item operations ------------------------------------------------------------------------------
@@ -404,4 +391,4 @@ class OneDriveClient:
     ) -> RemoteItem | CopyMonitor:
         """Server-side copy. With ``wait`` it polls the monitor until done (``timeout`` seconds) and returns
         the new item; otherwise it returns the :class:`CopyMonitor`."""
-        return self._operations.copy(src, dst, conflict=conflict, wait=wait, timeout=timeout)
+        return self._operations.copy(src, dst, conflict=conflict, wait=wait, timeout=check_seconds(timeout, "timeout"))

@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import parse_url
 
 from airflow_provider_onedrive import __version__
 from airflow_provider_onedrive.errors import (
@@ -88,7 +89,21 @@ class _CallableTokenProvider:
 
 def check_service_url(url: str, *, field: str = "graph_url") -> str:
     """Validate a service base URL: https, or http only to a loopback host. Returns it without a trailing '/'."""
+    if not isinstance(url, str) or not url.strip():
+        raise OneDriveConfigError(f"{field} must be an absolute http(s) URL such as {DEFAULT_GRAPH_URL}, got {url!r}")
+    if "\\" in url or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise OneDriveConfigError(f"{field} {url!r} contains a backslash, a space or a control character")
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise OneDriveConfigError(
+            f"{field} {url!r} contains user info ('...@host'); give the service's own URL, with no credentials"
+        )
+    try:  # the host the HTTP stack (urllib3) will connect to must be the host checked here
+        connect_host = (parse_url(url).host or "").strip("[]").lower()
+    except ValueError:
+        connect_host = ""
+    if parts.hostname and connect_host != parts.hostname:
+        raise OneDriveConfigError(f"{field} {url!r} is ambiguous: it names more than one host")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise OneDriveConfigError(f"{field} {url!r} is not an absolute http(s) URL (e.g. {DEFAULT_GRAPH_URL})")
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
@@ -325,13 +340,14 @@ class GraphClient:
                 )
             except _TRANSPORT_ERRORS as exc:
                 reason = f"{type(exc).__name__}"
-                if not retry or not self._may_retry(attempt, None, 0.0, started):
+                wait = self._decide(retry, attempt, None, None, started)
+                if wait is None:
                     raise OneDriveTransportError(
                         f"{label} failed: connection error ({reason}); check network access to "
                         f"{urlsplit(url).hostname}",
                         attempts=attempt,
                     ) from None
-                self._backoff(label, attempt, None, None, reason)
+                self._backoff(label, attempt, None, None, reason, wait)
                 continue
             status = response.status_code
             if status < 400 or status in ok_statuses:
@@ -344,13 +360,10 @@ class GraphClient:
                 attempt -= 1  # the refresh retry does not consume the retry budget
                 continue
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if (
-                retry
-                and self.retry.is_retryable_status(status)
-                and self._may_retry(attempt, status, retry_after, started)
-            ):
+            wait = self._decide(retry, attempt, status, retry_after, started)
+            if wait is not None:
                 response.close()
-                self._backoff(label, attempt, status, retry_after, _status_reason(response))
+                self._backoff(label, attempt, status, retry_after, _status_reason(response), wait)
                 continue
             error = error_from_response(response, label, attempts=attempt)
             response.close()
@@ -358,16 +371,22 @@ class GraphClient:
                 error.message += "; Graph kept throttling beyond the retry policy"
             raise error
 
-    def _may_retry(self, attempt: int, status: int | None, retry_after: float | None, started: float) -> bool:
-        if attempt >= self.retry.attempts_for(status):
-            return False
-        if retry_after is not None and retry_after > self.retry.max_retry_after:
-            return False
-        expected = retry_after if retry_after is not None else 0.0
-        return time.monotonic() - started + expected <= self.retry.max_total
+    def _decide(
+        self, enabled: bool, attempt: int, status: int | None, retry_after: float | None, started: float
+    ) -> float | None:
+        if not enabled:
+            return None
+        return self.retry.decide(
+            attempt=attempt, status=status, retry_after=retry_after, elapsed=time.monotonic() - started
+        )
 
-    def _backoff(self, label: str, attempt: int, status: int | None, retry_after: float | None, reason: str) -> None:
-        wait = self.retry.delay(attempt, status, retry_after)
+    def pause(self, seconds: float) -> None:
+        """Sleep between attempts through the client's (injectable) sleep."""
+        self._sleep(seconds)
+
+    def _backoff(
+        self, label: str, attempt: int, status: int | None, retry_after: float | None, reason: str, wait: float
+    ) -> None:
         source = "Retry-After" if retry_after is not None else "backoff"
         log.warning(
             "%s: %s; retrying in %.2f s (%s), attempt %d of %d",

@@ -1,14 +1,28 @@
-"""What counts as "the file is there": one pure module shared by the sensor (sync) and the trigger (async).
+"""Globs, filters, and which folders to list: the one matching module of the provider (no Airflow, no HTTP).
 
-No Airflow, no HTTP. Both callers list the same folders, turn each driveItem into a compact dict with
-:func:`compact_item`, and hand those to :class:`FileCriteria`, so a poke and a deferred wait decide alike.
-OneDrive names are case-insensitive, so patterns match case-insensitively unless ``case_sensitive=True``.
+The operators, the sensor, the trigger, the ``onedrive://`` filesystem and the CLI all parse patterns with
+:class:`GlobPattern` and match with its regex, so a pattern selects the same items everywhere.
+
+Glob semantics (paths are relative to the drive root, ``/`` separates folders):
+
+- ``*`` matches any run of characters within one name (never ``/``); ``?`` one character; ``[abc]``, ``[a-z]``
+  one character of the set, ``[!abc]`` (or ``[^abc]``) one character not in it. An unclosed ``[`` is literal.
+- ``**`` as a whole segment matches any number of folders: ``data/**/x.csv`` matches ``data/x.csv`` and
+  ``data/a/b/x.csv``. As the LAST segment it matches everything below (one or more levels), not the folder
+  itself: ``data/**`` matches ``data/a`` and ``data/a/b.csv``, not ``data``; ``in/**/x/**`` does not match ``in/x``.
+- Matching is case-insensitive by default, as OneDrive names are (``case_sensitive=True`` for exact case).
+- The literal folders before the first wildcard are the base: only the base is listed, and only as deep as the
+  pattern can reach (:attr:`GlobPattern.max_depth`).
+
+The sensor and the trigger turn each driveItem into a compact dict with :func:`compact_item` and hand those to
+:class:`FileCriteria`, so a poke and a deferred wait decide alike.
 """
 
 from __future__ import annotations
 
 import datetime
-import fnmatch
+import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +35,10 @@ __all__ = [
     "GlobPattern",
     "StabilityTracker",
     "compact_item",
+    "has_literal",
     "has_magic",
     "parse_datetime",
+    "segments_regex",
     "xcom_record",
 ]
 
@@ -32,6 +48,74 @@ _MAGIC = frozenset("*?[")
 def has_magic(path: str) -> bool:
     """True when ``path`` holds a glob wildcard (``*``, ``?`` or ``[``)."""
     return any(c in _MAGIC for c in path)
+
+
+def _translate_segment(segment: str) -> str:
+    """Regex for one path segment: ``*`` and ``?`` never cross ``/``; ``[...]`` sets, ``[!...]`` negated."""
+    out: list[str] = []
+    i = 0
+    while i < len(segment):
+        c = segment[i]
+        if c == "*":
+            while i + 1 < len(segment) and segment[i + 1] == "*":
+                i += 1  # "a**b" inside a segment is "a*b"
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i + 1
+            if j < len(segment) and segment[j] in "!^":
+                j += 1
+            if j < len(segment) and segment[j] == "]":
+                j += 1
+            while j < len(segment) and segment[j] != "]":
+                j += 1
+            if j >= len(segment):
+                out.append(re.escape(c))
+            else:
+                body = segment[i + 1 : j].replace("\\", "\\\\")
+                if body[:1] in ("!", "^"):
+                    body = "^" + body[1:]
+                out.append(f"(?!/)[{body}]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def has_literal(segment: str) -> bool:
+    """True when a glob segment names at least one literal character (``*.csv``: yes; ``?*``, ``[!~]*``: no)."""
+    i = 0
+    while i < len(segment):
+        c = segment[i]
+        if c in "*?":
+            i += 1
+            continue
+        if c == "[":
+            end = segment.find("]", i + 2)
+            if end != -1:
+                i = end + 1
+                continue
+        return True
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(segments: tuple[str, ...], case_sensitive: bool) -> re.Pattern[str]:
+    parts: list[str] = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "**":
+            parts.append("(?:[^/]+/)*[^/]+" if last else "(?:[^/]+/)*")
+        else:
+            parts.append(_translate_segment(segment) + ("" if last else "/"))
+    return re.compile("".join(parts), 0 if case_sensitive else re.IGNORECASE)
+
+
+def segments_regex(segments: tuple[str, ...] | list[str], *, case_sensitive: bool = False) -> re.Pattern[str]:
+    """The compiled regex matching paths (relative to a pattern's base) against glob ``segments``."""
+    return _compile(tuple(segments), case_sensitive)
 
 
 def parse_datetime(value: datetime.datetime | str | None, *, what: str = "modified_after") -> datetime.datetime | None:
@@ -95,29 +179,39 @@ class GlobPattern:
         """True when matching needs more than the base folder's direct children."""
         return len(self.segments) > 1 or "**" in self.segments
 
+    @property
+    def max_depth(self) -> int | None:
+        """How many levels below the base can match (1 = the base's children); None = unbounded (``**``)."""
+        if not self.segments:
+            return 0
+        return None if "**" in self.segments else len(self.segments)
+
+    @property
+    def sweeps_root(self) -> bool:
+        """True for a glob at the drive root without one literal character (``*``, ``**``, ``?*``, ``[!~]*``,
+        ``*/*``): it can match every item, so destructive operations refuse it."""
+        return self.is_glob and not self.base and not any(has_literal(s) for s in self.segments)
+
+    def regex(self, *, case_sensitive: bool = False) -> re.Pattern[str]:
+        """The compiled regex of the segments, for paths relative to :attr:`base`."""
+        return segments_regex(self.segments, case_sensitive=case_sensitive)
+
+    def relative(self, path: str, *, case_sensitive: bool = False) -> str | None:
+        """``path`` (drive-relative) relative to the base, or None when it is not below the base."""
+        path = path.strip("/")
+        if not self.base:
+            return path
+        prefix = f"{self.base}/"
+        inside = path.startswith(prefix) if case_sensitive else path.lower().startswith(prefix.lower())
+        return path[len(prefix) :] if inside else None
+
     def matches(self, path: str, *, case_sensitive: bool = False) -> bool:
         """True when the remote ``path`` (relative to the drive root) matches this pattern."""
         path = path.strip("/")
         if not self.is_glob:
             return path == self.base if case_sensitive else path.lower() == self.base.lower()
-        prefix = f"{self.base}/" if self.base else ""
-        if not (path.startswith(prefix) if case_sensitive else path.lower().startswith(prefix.lower())):
-            return False
-        rest = path[len(prefix) :].split("/")
-        segments = self.segments
-        if not case_sensitive:
-            rest = [p.lower() for p in rest]
-            segments = tuple(s.lower() for s in segments)
-        return _match_segments(segments, tuple(rest))
-
-
-def _match_segments(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
-    if not pattern:
-        return not parts
-    head, tail = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_match_segments(tail, parts[i:]) for i in range(len(parts) + 1))
-    return bool(parts) and fnmatch.fnmatchcase(parts[0], head) and _match_segments(tail, parts[1:])
+        rest = self.relative(path, case_sensitive=case_sensitive)
+        return rest is not None and self.regex(case_sensitive=case_sensitive).fullmatch(rest) is not None
 
 
 def compact_item(item: Any, *, parent: str | None = None) -> dict[str, Any]:

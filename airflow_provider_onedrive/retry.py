@@ -89,6 +89,25 @@ class RetryPolicy:
             return retry_after + self.rng.uniform(0, min(1.0, 0.1 * retry_after + 0.05))
         return self.backoff(attempt, status)
 
+    def decide(self, *, attempt: int, status: int | None, retry_after: float | None, elapsed: float) -> float | None:
+        """The one retry decision (sync client, async poller, broken download streams): seconds to wait before
+        the next attempt, or None to give up.
+
+        :param attempt: attempts made so far (1 after the first failure).
+        :param status: the HTTP status, or None for a connection error or a broken stream.
+        :param retry_after: the server's ``Retry-After`` in seconds, if it sent one.
+        :param elapsed: seconds since the first attempt.
+        """
+        if status is not None and not self.is_retryable_status(status):
+            return None
+        if attempt >= self.attempts_for(status):
+            return None
+        if retry_after is not None and retry_after > self.max_retry_after:
+            return None
+        if elapsed + (retry_after or 0.0) > self.max_total:
+            return None
+        return self.delay(attempt, status, retry_after)
+
 
 class Pacer:
     """A process-wide gate: after a throttling response every request of the same drive waits it out.

@@ -10,6 +10,22 @@ from airflow.sdk import DAG, task
 
 from airflow_provider_onedrive.operators.onedrive import OneDriveCreateFolderOperator, OneDriveUploadOperator
 
+
+def daily_sales(ds: str):
+    """The day's raw sales (a stand-in for a database query): 500 rows of region, units and unit price."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(int(ds.replace("-", "")))
+    return pd.DataFrame(
+        {
+            "region": rng.choice(["north", "south", "east", "west"], size=500),
+            "units": rng.integers(1, 20, size=500),
+            "unit_price": rng.choice([9.5, 12.0, 30.0], size=500),
+        }
+    )
+
+
 with DAG(
     dag_id="example_onedrive_report",
     schedule="@daily",
@@ -31,19 +47,9 @@ with DAG(
         """Aggregate the day's sales with pandas and write CSV and Parquet straight to OneDrive."""
         import io
 
-        import numpy as np
-        import pandas as pd
-
         from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
 
-        rng = np.random.default_rng(int(ds.replace("-", "")))
-        sales = pd.DataFrame(
-            {
-                "region": rng.choice(["north", "south", "east", "west"], size=500),
-                "units": rng.integers(1, 20, size=500),
-                "unit_price": rng.choice([9.5, 12.0, 30.0], size=500),
-            }
-        )
+        sales = daily_sales(ds)
         sales["revenue"] = sales["units"] * sales["unit_price"]
         report = sales.groupby("region", as_index=False)[["units", "revenue"]].sum().sort_values("region")
 

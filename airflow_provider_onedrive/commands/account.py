@@ -15,10 +15,11 @@ from airflow_provider_onedrive.commands.common import (
     resolve,
     run_safely,
 )
+from airflow_provider_onedrive.config import DELEGATED_SCOPES
 
 __all__ = ["build_login_connection", "register"]
 
-DEFAULT_DELEGATED_SCOPES = "Files.ReadWrite.All offline_access User.Read"
+DEFAULT_DELEGATED_SCOPES = " ".join(DELEGATED_SCOPES)
 
 
 def register(subparsers: Any) -> None:

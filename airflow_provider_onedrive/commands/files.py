@@ -16,6 +16,8 @@ from airflow_provider_onedrive.commands.common import (
     resolve,
     run_safely,
 )
+from airflow_provider_onedrive.matching import has_magic
+from airflow_provider_onedrive.transfers.common import CONFLICT_BEHAVIOURS
 
 __all__ = ["register"]
 
@@ -59,7 +61,7 @@ def register(subparsers: Any) -> None:
     put.add_argument("-r", "--recursive", action="store_true", help="upload a folder with its contents")
     put.add_argument(
         "--conflict",
-        choices=("fail", "replace", "rename"),
+        choices=CONFLICT_BEHAVIOURS,
         default="fail",
         help="when the remote name exists: fail (default; identical content counts as done), replace, rename",
     )
@@ -91,13 +93,9 @@ def register(subparsers: Any) -> None:
     mkdir.set_defaults(func=lambda a: run_safely(_mkdir, a))
 
 
-def _is_glob(path: str) -> bool:
-    return any(c in path for c in "*[]")
-
-
 def _ls(args: argparse.Namespace) -> int:
     client = resolve(args).client()
-    items = iter(client.glob(args.path)) if _is_glob(args.path) else client.ls(args.path, recursive=args.recursive)
+    items = iter(client.glob(args.path)) if has_magic(args.path) else client.ls(args.path, recursive=args.recursive)
     for item in items:
         if args.json:
             print(json.dumps(item.to_dict(), default=str))
@@ -158,7 +156,7 @@ def _rm(args: argparse.Namespace) -> int:
     client = resolve(args).client()
     targets: list[str] = []
     for path in args.paths:
-        if _is_glob(path):
+        if has_magic(path):
             matches = client.glob(path)
         else:
             try:

@@ -29,6 +29,7 @@ from fsspec.utils import isfilelike, stringify_path, tokenize
 from airflow_provider_onedrive.errors import OneDriveValidationError
 from airflow_provider_onedrive.fs.connect import ClientSource, build_client
 from airflow_provider_onedrive.fs.file import OneDriveFile
+from airflow_provider_onedrive.matching import has_magic
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
@@ -188,6 +189,26 @@ class OneDriveFileSystem(AbstractFileSystem):
                 self.dircache[path] = entries
         return entries if detail else [entry["name"] for entry in entries]
 
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        """Paths (or, with ``detail=True``, info dicts) matching a glob, with the provider's glob semantics
+        (:mod:`airflow_provider_onedrive.matching`: ``*`` never crosses ``/``, ``**`` spans folders, names match
+        case-insensitively), so a pattern selects the same items here as in the operators, sensor and CLI."""
+        detail = kwargs.pop("detail", False)
+        pattern = self._strip_protocol(path)
+        if not has_magic(pattern):
+            return super().glob(path, maxdepth=maxdepth, detail=detail, **kwargs)
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        from airflow_provider_onedrive.matching import GlobPattern
+
+        base = GlobPattern.parse(pattern).base
+        entries = {}
+        for item in self.client.glob(pattern):
+            depth = item.path.count("/") - (base.count("/") + 1 if base else 0) + 1
+            if maxdepth is None or depth <= maxdepth:
+                entries[item.path] = self._entry(item)
+        return entries if detail else list(entries)
+
     def info(self, path: str, refresh: bool = False, **kwargs: Any) -> dict[str, Any]:
         path = self._strip_protocol(path)
         parent = self._parent(path)
@@ -255,8 +276,14 @@ class OneDriveFileSystem(AbstractFileSystem):
         """Delete files and folders (to the recycle bin unless ``permanent_delete``).
 
         A recursive delete sends one request per top-most match: Graph removes a folder with its contents.
-        With ``maxdepth``, folders are removed only when nothing below them is left.
+        With ``maxdepth``, folders are removed only when nothing below them is left. The drive root is refused
+        before anything is listed.
         """
+        for given in [path] if isinstance(path, str) else list(path):
+            if isinstance(given, str) and not self._strip_protocol(given).strip("/"):
+                raise OneDriveValidationError(
+                    f"refusing to delete {given!r}: it is the drive root; name a file or folder below it"
+                )
         paths = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)
         if recursive and maxdepth is None:
             targets = _topmost(paths)
@@ -285,7 +312,7 @@ class OneDriveFileSystem(AbstractFileSystem):
     # -- moving and copying (server-side) -----------------------------------------------------------------
     def mv(self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None, **kwargs: Any) -> None:
         """Move or rename with one server-side request when the source is a single path (file or folder)."""
-        if not (isinstance(path1, str) and isinstance(path2, str)) or maxdepth is not None or _is_glob(path1):
+        if not (isinstance(path1, str) and isinstance(path2, str)) or maxdepth is not None or has_magic(path1):
             super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
             return
         source, target = self._strip_protocol(path1), self._strip_protocol(path2)
@@ -420,10 +447,6 @@ class OneDriveFileSystem(AbstractFileSystem):
                 stripped = self._parent(stripped)
                 self.dircache.pop(stripped, None)
         super().invalidate_cache(path)
-
-
-def _is_glob(path: str) -> bool:
-    return any(char in path for char in "*?[")
 
 
 def _topmost(paths: list[str]) -> list[str]:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_onedrive.compat import BaseOperator
 from airflow_provider_onedrive.errors import OneDriveValidationError
+from airflow_provider_onedrive.matching import GlobPattern, has_magic
 from airflow_provider_onedrive.paths import normalize
-from airflow_provider_onedrive.sensors.matching import GlobPattern, has_magic
+from airflow_provider_onedrive.transfers.common import CONFLICT_BEHAVIOURS, check_conflict
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
@@ -28,21 +29,12 @@ __all__ = [
     "remote_path_or_glob",
 ]
 
-CONFLICT_BEHAVIOURS = ("fail", "replace", "rename")
-
 
 def is_templated(value: Any) -> bool:
     """True when ``value`` is not known until run time (Jinja text, or an XCom reference)."""
     if isinstance(value, str):
         return "{{" in value or "{%" in value
     return not isinstance(value, bytes | int | float | bool | type(None) | list | tuple)
-
-
-def check_conflict(conflict: Any) -> str:
-    """Validate a conflict behaviour (``fail`` never overwrites, ``replace``, ``rename``)."""
-    if conflict not in CONFLICT_BEHAVIOURS:
-        raise OneDriveValidationError(f"conflict must be one of {', '.join(CONFLICT_BEHAVIOURS)}, got {conflict!r}")
-    return conflict
 
 
 def remote_path_or_glob(value: Any, *, what: str, allow_root: bool = False) -> str:

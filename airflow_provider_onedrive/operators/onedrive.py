@@ -6,11 +6,18 @@ connection (``reports/q1.csv``; ``onedrive://reports/q1.csv`` works too) and is 
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_onedrive.errors import OneDriveNotFoundError, OneDriveValidationError
+from airflow_provider_onedrive.matching import (
+    GlobPattern,
+    compact_item,
+    has_magic,
+    parse_datetime,
+    segments_regex,
+    xcom_record,
+)
 from airflow_provider_onedrive.operators.base import (
     OneDriveBaseOperator,
     check_conflict,
@@ -19,7 +26,6 @@ from airflow_provider_onedrive.operators.base import (
 )
 from airflow_provider_onedrive.operators.transfer import OneDriveDownloadOperator, OneDriveUploadOperator
 from airflow_provider_onedrive.paths import join, normalize, parent_and_name
-from airflow_provider_onedrive.sensors.matching import GlobPattern, compact_item, has_magic, parse_datetime, xcom_record
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
@@ -45,7 +51,8 @@ class OneDriveListOperator(OneDriveBaseOperator):
 
     :param folder: the folder to list, relative to the drive root; ``""`` is the root (templated).
     :param pattern: a glob such as ``*.csv`` matched against each item's name, or, when it contains ``/``,
-        against its path relative to ``folder`` (templated).
+        against its path relative to ``folder`` (``*`` never crosses ``/``; ``**`` spans folders; see
+        :mod:`airflow_provider_onedrive.matching`) (templated).
     :param recursive: list sub-folders too.
     :param files_only: leave folders out.
     :param folders_only: leave files out.
@@ -106,9 +113,11 @@ class OneDriveListOperator(OneDriveBaseOperator):
         records: list[dict[str, Any]] = []
         with self.client() as client:
             try:
-                for item in client.ls(folder, recursive=self.recursive):
+                # "modified" in the output and in modified_since is the drive's time, never a client-set one
+                listing = client.ls(folder, recursive=self.recursive, modified_since=since, modified_by="drive")
+                for item in listing:
                     record = compact_item(item)
-                    if self._wanted(record, folder, since):
+                    if self._wanted(record, folder):
                         records.append(xcom_record(record))
                         self._check_count(len(records), folder)
             except OneDriveNotFoundError:
@@ -133,20 +142,17 @@ class OneDriveListOperator(OneDriveBaseOperator):
                 "narrow folder/pattern or raise max_items"
             )
 
-    def _wanted(self, record: dict[str, Any], folder: str, since: Any) -> bool:
+    def _wanted(self, record: dict[str, Any], folder: str) -> bool:
         if (self.files_only and record["is_folder"]) or (self.folders_only and not record["is_folder"]):
             return False
         if self.pattern:
-            relative = record["path"][len(folder) :].lstrip("/") if folder else record["path"]
-            target = relative if "/" in self.pattern else record["name"]
             pattern = self.pattern.strip("/")
-            if not self.case_sensitive:
-                target, pattern = target.lower(), pattern.lower()
-            if not fnmatch.fnmatchcase(target, pattern):
-                return False
-        if since is not None:
-            modified = parse_datetime(record["modified"], what="lastModifiedDateTime")
-            if modified is None or modified < since:
+            if "/" in pattern:  # a relative path pattern: same glob semantics as everywhere else
+                target = record["path"][len(folder) :].lstrip("/") if folder else record["path"]
+                segments: tuple[str, ...] = tuple(pattern.split("/"))
+            else:
+                target, segments = record["name"], (pattern,)
+            if not segments_regex(segments, case_sensitive=self.case_sensitive).fullmatch(target):
                 return False
         return True
 
@@ -154,8 +160,9 @@ class OneDriveListOperator(OneDriveBaseOperator):
 class OneDriveDeleteOperator(OneDriveBaseOperator):
     """Delete files or folders by path or glob (to the recycle bin unless ``permanent``).
 
-    The drive root, and globs that would match everything at the root (``*``, ``**``), are refused before
-    any request is sent. A glob matching nothing deletes nothing and succeeds.
+    The drive root, and root-level globs without a literal character (``*``, ``**``, ``?*``, ``[!~]*``, ``*/*``:
+    any of them can match everything in the drive root), are refused before any request is sent. A glob
+    matching nothing deletes nothing and succeeds.
 
     :param paths: one path or glob, or a list of them (templated).
     :param missing_ok: succeed when a named path does not exist (default: fail with a not-found error).
@@ -176,6 +183,8 @@ class OneDriveDeleteOperator(OneDriveBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(onedrive_conn_id=onedrive_conn_id, **kwargs)
+        if not isinstance(paths, str | list | tuple) and not is_templated(paths):
+            raise OneDriveValidationError(f"paths must be a path, a glob or a list of them, got {type(paths).__name__}")
         self.paths = paths
         self.missing_ok = missing_ok
         self.permanent = permanent
@@ -212,12 +221,11 @@ class OneDriveDeleteOperator(OneDriveBaseOperator):
 
 def _deletable(path: Any) -> str:
     value = remote_path_or_glob(path, what="path to delete")
-    if has_magic(value):
-        glob = GlobPattern.parse(value)
-        if not glob.base and all(segment in ("*", "**") for segment in glob.segments):
-            raise OneDriveValidationError(
-                f"refusing to delete {path!r}: it matches everything in the drive root; name a folder first"
-            )
+    if has_magic(value) and GlobPattern.parse(value).sweeps_root:
+        raise OneDriveValidationError(
+            f"refusing to delete {path!r}: at the drive root a glob without a literal part can match "
+            "everything in the drive root; name a folder first, or give part of the name (e.g. '*.csv')"
+        )
     return value
 
 

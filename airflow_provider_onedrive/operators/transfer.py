@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_onedrive.errors import OneDriveValidationError
+from airflow_provider_onedrive.matching import GlobPattern, has_magic
 from airflow_provider_onedrive.operators.base import (
     OneDriveBaseOperator,
     check_conflict,
@@ -17,8 +18,8 @@ from airflow_provider_onedrive.operators.base import (
     is_templated,
     remote_path_or_glob,
 )
-from airflow_provider_onedrive.paths import join, normalize
-from airflow_provider_onedrive.sensors.matching import GlobPattern, has_magic
+from airflow_provider_onedrive.paths import join, local_child
+from airflow_provider_onedrive.transfers.common import check_workers
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
@@ -62,7 +63,7 @@ class OneDriveUploadOperator(OneDriveBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(onedrive_conn_id=onedrive_conn_id, **kwargs)
-        self.max_workers = _check_workers(max_workers)
+        self.max_workers = check_workers(max_workers)
         if (local_path is None) == (data is None):
             raise OneDriveValidationError("give exactly one of local_path (a file, folder or glob) or data")
         self.remote_path = remote_path
@@ -188,7 +189,7 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(onedrive_conn_id=onedrive_conn_id, **kwargs)
-        self.max_workers = _check_workers(max_workers)
+        self.max_workers = check_workers(max_workers)
         self.remote_path = remote_path
         self.local_path = os.fspath(local_path)
         if not is_templated(remote_path):
@@ -208,7 +209,9 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
                     self.log.info("Downloading folder %s to %s", remote, self.local_path)
                     results = list(client.download_folder(remote, self.local_path, max_workers=self.max_workers))
                 else:
-                    target = self._file_target(item.name)
+                    # the name as asked for (the server's spelling only when it is the same name)
+                    asked = remote.rsplit("/", 1)[-1]
+                    target = self._file_target(item.name if item.name.lower() == asked.lower() else asked)
                     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
                     results = [client.download_file(remote, target)]
         for result in results:
@@ -231,18 +234,12 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
 
         def fetch(item: Any) -> Any:
             relative = item.path[len(base) :].lstrip("/") if base else item.path
-            target = Path(self.local_path, *normalize(relative).split("/"))
+            target = Path(local_child(self.local_path, relative))
             target.parent.mkdir(parents=True, exist_ok=True)
             return client.download_file(item.path, str(target))
 
         files = [item for item in client.glob(pattern) if not item.is_folder]
         return _concurrently(fetch, files, self.max_workers or client.max_workers)
-
-
-def _check_workers(max_workers: int | None) -> int | None:
-    if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-        raise OneDriveValidationError(f"max_workers must be a positive integer, got {max_workers!r}")
-    return max_workers
 
 
 def _concurrently(func: Callable[[Any], Any], items: Iterable[Any], workers: int) -> list[Any]:

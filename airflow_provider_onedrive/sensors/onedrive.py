@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_onedrive.compat import AirflowException, BaseSensorOperator, PokeReturnValue, conf
 from airflow_provider_onedrive.errors import OneDriveNotFoundError
+from airflow_provider_onedrive.matching import FileCriteria, compact_item, parse_datetime
 from airflow_provider_onedrive.paths import parent_and_name
-from airflow_provider_onedrive.sensors.matching import FileCriteria, compact_item, parse_datetime
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
@@ -35,7 +35,8 @@ def list_candidates(client: OneDriveClient, criteria: FileCriteria) -> list[dict
         if not glob.is_glob:
             item = client.info(glob.base)
             return [compact_item(item.raw or item, parent=parent_and_name(glob.base)[0])]
-        return [compact_item(item) for item in client.ls(glob.base, recursive=glob.recursive)]
+        listing = client.ls(glob.base, recursive=glob.recursive, max_depth=glob.max_depth)
+        return [compact_item(item) for item in listing]
     except OneDriveNotFoundError:
         return []
 

@@ -5,9 +5,15 @@
 (mkdir/delete/move/copy), ``folders`` (tree transfers), ``progress`` and ``models`` (results and events).
 """
 
-from airflow_provider_onedrive.transfers.models import DownloadResult, ProgressEvent, RemoteItem, UploadResult
-from airflow_provider_onedrive.transfers.operations import CopyMonitor, OneDriveCopyTimeoutError
-from airflow_provider_onedrive.transfers.writer import UploadSession
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_onedrive.transfers.models import DownloadResult, ProgressEvent, RemoteItem, UploadResult
+    from airflow_provider_onedrive.transfers.operations import CopyMonitor, OneDriveCopyTimeoutError
+    from airflow_provider_onedrive.transfers.writer import UploadSession
 
 __all__ = [
     "CopyMonitor",
@@ -18,3 +24,22 @@ __all__ = [
     "UploadResult",
     "UploadSession",
 ]
+
+#: Where each re-exported name lives; imported on first use, so importing one submodule (operators import
+#: ``transfers.common`` at DAG-parse time) does not import the whole engine.
+_HOMES = {
+    "CopyMonitor": "operations",
+    "DownloadResult": "models",
+    "OneDriveCopyTimeoutError": "operations",
+    "ProgressEvent": "models",
+    "RemoteItem": "models",
+    "UploadResult": "models",
+    "UploadSession": "writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import requests
 import urllib3
@@ -30,12 +30,10 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.hashing import QuickXorHash
-from airflow_provider_onedrive.transfers.common import rewritable_by_sharepoint
+from airflow_provider_onedrive.transfers.common import verify_transfer
+from airflow_provider_onedrive.transfers.context import DriveContext
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
-
-if TYPE_CHECKING:
-    from airflow_provider_onedrive.drive import OneDriveClient
 
 __all__ = ["Downloader"]
 
@@ -55,7 +53,6 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 #: Download URLs are short-lived; refresh cached ones for ranged reads after this many seconds.
 _URL_MAX_AGE = 600.0
 _URL_CACHE_SIZE = 1024
-_MAX_STALLS = 6  # consecutive broken attempts that brought no new byte
 _MAX_REFRESHES = 4
 
 
@@ -84,10 +81,10 @@ class _Sink:
 
 
 class Downloader:
-    """Download logic of one :class:`~airflow_provider_onedrive.drive.OneDriveClient`."""
+    """Downloads from one drive (:class:`~.context.DriveContext`)."""
 
-    def __init__(self, client: OneDriveClient) -> None:
-        self.client = client
+    def __init__(self, ctx: DriveContext) -> None:
+        self.ctx = ctx
         self._urls: dict[str, tuple[str, float]] = {}
 
     # -- URLs -----------------------------------------------------------------------------------------
@@ -99,9 +96,9 @@ class Downloader:
             return cached[0]
         url = None if fresh else item.get(_URL_FIELD)
         if not url:
-            response = self.client.graph.request(
+            response = self.ctx.graph.request(
                 "GET",
-                f"{self.client.drive_base}/items/{item_id}/content",
+                f"{self.ctx.drive_base}/items/{item_id}/content",
                 allow_redirects=False,
                 stream=True,
                 action=f"GET content of {item.get('name', item_id)}",
@@ -121,7 +118,7 @@ class Downloader:
 
     def _refresh(self, item: dict[str, Any]) -> dict[str, Any]:
         """Fresh metadata (and URL) for an item whose download URL stopped working."""
-        return self.client.graph.get_json(f"{self.client.drive_base}/items/{item['id']}")
+        return self.ctx.graph.get_json(f"{self.ctx.drive_base}/items/{item['id']}")
 
     # -- whole files ----------------------------------------------------------------------------------
     def download_file(
@@ -133,16 +130,16 @@ class Downloader:
         progress: ProgressCallback | None,
         item: dict[str, Any] | None = None,
     ) -> DownloadResult:
-        remote = paths.normalize(path)
+        remote = _file_path(path)
         target = os.path.abspath(os.fspath(local_path))
         if os.path.isdir(target):
             raise OneDriveValidationError(f"{target} is a directory; give the local file path to write")
         if not overwrite and os.path.exists(target):
             raise OneDriveConflictError(f"{target} already exists locally; pass overwrite=True to replace it")
-        item = item if item is not None else self.client.item(remote)
+        item = item if item is not None else self.ctx.item(remote)
         directory, name = os.path.split(target)
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(name)}.", suffix=".partial", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
                 result = self._stream(remote, item, _Sink(handle), progress, target)
@@ -159,8 +156,8 @@ class Downloader:
         return result
 
     def download_to(self, path: str, fileobj: IO[bytes], *, progress: ProgressCallback | None = None) -> DownloadResult:
-        remote = paths.normalize(path)
-        return self._stream(remote, self.client.item(remote), _Sink(fileobj), progress, None)
+        remote = _file_path(path)
+        return self._stream(remote, self.ctx.item(remote), _Sink(fileobj), progress, None)
 
     def _stream(
         self,
@@ -173,7 +170,7 @@ class Downloader:
         if "file" not in item:
             raise OneDriveValidationError(f"{remote or '/'} is a folder, not a file; use download_folder")
         started = time.monotonic()
-        reporter = self.client.reporter(remote, int(item.get("size") or 0) or None, "download", progress)
+        reporter = self.ctx.reporter(remote, int(item.get("size") or 0) or None, "download", progress)
         url = self.download_url(item)
         # Hashed inline (about 0.1 ms per 1 MiB block): a helper thread hashing while this one reads made the
         # reads wait for the GIL between TLS records (1 GiB: median 2.78 s with a thread, 1.44 s inline).
@@ -193,6 +190,7 @@ class Downloader:
         done = 0
         total: int | None = None
         resumed = stalls = refreshes = 0
+        streak_started = time.monotonic()
         while True:
             before = done
             try:
@@ -219,8 +217,11 @@ class Downloader:
                 item = fresh
                 url = self.download_url(item, fresh=True)
             except _STREAM_ERRORS as exc:
-                stalls = stalls + 1 if hasher.length == before else 1
-                if stalls >= _MAX_STALLS:
+                if hasher.length != before or not stalls:  # progress since the last break: a new streak
+                    stalls, streak_started = 0, time.monotonic()
+                stalls += 1
+                wait = self._stall_wait(stalls, streak_started)
+                if wait is None:
                     raise OneDriveTransportError(
                         f"download {remote}: the connection kept failing ({type(exc).__name__}) at byte "
                         f"{hasher.length}",
@@ -230,7 +231,7 @@ class Downloader:
                     "download %s: stream broke at byte %d (%s); resuming", remote, hasher.length, type(exc).__name__
                 )
                 resumed += 1
-                time.sleep(min(2.0, 0.1 * 2**stalls))
+                self.ctx.graph.pause(wait)
             done = hasher.length
         size = hasher.length
         digest = hasher.b64digest()
@@ -253,7 +254,7 @@ class Downloader:
     ) -> int | None:
         """One GET from ``offset`` to the end into ``sink``; returns the total size the server announced."""
         headers = {"Range": f"bytes={offset}-"} if offset else None
-        response = self.client.graph.request(
+        response = self.ctx.graph.request(
             "GET",
             url,
             headers=headers,
@@ -288,20 +289,16 @@ class Downloader:
     def _verify(self, remote: str, item: dict[str, Any], size: int, digest: str, total: int | None) -> None:
         if total is not None and size != total:
             raise OneDriveIntegrityError(f"download {remote}: received {size} bytes, the server announced {total}")
-        if not self.client.verify_hashes:
-            return
-        expected = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
-        if expected is None:
-            if total is None and item.get("size") is not None and int(item["size"]) != size:
-                raise OneDriveIntegrityError(f"download {remote}: received {size} bytes, item size is {item['size']}")
-            return
-        if expected == digest:
-            return
-        what = f"quickXorHash {digest} of the {size} bytes received differs from the server's {expected}"
-        if self.client.lenient_office_hashes and rewritable_by_sharepoint(remote):
-            log.warning("download %s: %s (SharePoint rewrites Office/PDF/HTML files; accepted)", remote, what)
-            return
-        raise OneDriveIntegrityError(f"download {remote}: {what}")
+        settings = self.ctx.settings
+        verify_transfer(
+            "download",
+            remote,
+            item,
+            size,
+            digest,
+            verify=settings.verify_hashes,
+            lenient=settings.lenient_office_hashes,
+        )
 
     # -- ranges ---------------------------------------------------------------------------------------
     def read_range(self, target: str | RemoteItem | dict[str, Any], start: int, length: int) -> bytes:
@@ -309,17 +306,18 @@ class Downloader:
         if start < 0 or length < 0:
             raise OneDriveValidationError(f"invalid range start={start} length={length}")
         if isinstance(target, RemoteItem):
-            item = target.raw or self.client.item(target.path)
+            item = target.raw or self.ctx.item(target.path)
         elif isinstance(target, dict):
             item = target
         else:
-            item = self.client.item(target)
+            item = self.ctx.item(target)
         size = int(item.get("size") or 0)
         if length == 0 or start >= size:
             return b""
         end = min(start + length, size) - 1
         fresh = False
         stalls = 0
+        started = time.monotonic()
         while True:
             url = self.download_url(item, fresh=fresh)
             try:
@@ -330,14 +328,21 @@ class Downloader:
                 item, fresh = self._refresh(item), True
             except _STREAM_ERRORS as exc:
                 stalls += 1
-                if stalls >= _MAX_STALLS:
+                wait = self._stall_wait(stalls, started)
+                if wait is None:
                     raise OneDriveTransportError(
                         f"ranged read of {item.get('name')} failed ({type(exc).__name__})", attempts=stalls
                     ) from None
-                time.sleep(min(2.0, 0.1 * 2**stalls))
+                self.ctx.graph.pause(wait)
+
+    def _stall_wait(self, stalls: int, since: float) -> float | None:
+        """The retry policy's decision for a stream that broke ``stalls`` times in a row without progress."""
+        return self.ctx.graph.retry.decide(
+            attempt=stalls, status=None, retry_after=None, elapsed=time.monotonic() - since
+        )
 
     def _read_range_once(self, url: str, start: int, end: int) -> bytes:
-        response = self.client.graph.request(
+        response = self.ctx.graph.request(
             "GET",
             url,
             headers={"Range": f"bytes={start}-{end}"},
@@ -376,3 +381,24 @@ class Downloader:
 
 class _ExpiredUrl(Exception):
     """The download host refused the pre-authenticated URL (expired): fetch a fresh one."""
+
+
+def _file_path(path: str) -> str:
+    """A remote file path, normalised; the drive root is refused before any request."""
+    remote = paths.normalize(path)
+    if not remote:
+        raise OneDriveValidationError("the drive root is a folder, not a file: name a file, or use download_folder")
+    return remote
+
+
+#: Bytes of the destination's name kept in its temporary name: with the dot, tempfile's 8 random characters and
+#: ".partial", the temporary name stays within the 255-byte name limit of common file systems.
+_TEMP_STEM_BYTES = 200
+
+
+def _temp_stem(name: str) -> str:
+    """The destination's name, cut to whole characters within :data:`_TEMP_STEM_BYTES` bytes of UTF-8."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= _TEMP_STEM_BYTES:
+        return name
+    return encoded[:_TEMP_STEM_BYTES].decode("utf-8", "ignore")

@@ -16,11 +16,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_onedrive import paths
 from airflow_provider_onedrive.errors import OneDriveValidationError
+from airflow_provider_onedrive.transfers.common import check_workers
+from airflow_provider_onedrive.transfers.listing import walk_tree
 from airflow_provider_onedrive.transfers.models import DownloadResult, UploadResult
 from airflow_provider_onedrive.transfers.progress import ProgressCallback
 
 if TYPE_CHECKING:
-    from airflow_provider_onedrive.drive import OneDriveClient
+    from airflow_provider_onedrive.transfers.downloads import Downloader
+    from airflow_provider_onedrive.transfers.operations import Operations
+    from airflow_provider_onedrive.transfers.uploads import Uploader
 
 __all__ = ["download_folder", "plan_upload", "upload_folder"]
 
@@ -90,7 +94,8 @@ def _collect(futures: list[Future[R]]) -> list[R]:
 
 
 def upload_folder(
-    client: OneDriveClient,
+    uploader: Uploader,
+    operations: Operations,
     local_dir: str | os.PathLike[str],
     remote: str,
     *,
@@ -102,19 +107,26 @@ def upload_folder(
     local = os.fspath(local_dir)
     folders, files = plan_upload(local, remote)
     root = paths.normalize(remote)
-    with ThreadPoolExecutor(max_workers or client.max_workers, thread_name_prefix="onedrive-up") as pool:
+    workers = check_workers(max_workers) or uploader.ctx.settings.max_workers
+    with ThreadPoolExecutor(workers, thread_name_prefix="onedrive-up") as pool:
         if root:
-            client.mkdir(root, parents=True, exist_ok=True)
+            operations.mkdir(root, parents=True, exist_ok=True)
         by_depth: dict[int, list[str]] = defaultdict(list)
         for folder in folders:
             by_depth[folder.count("/")].append(folder)
         for depth in sorted(by_depth):
-            _run_all(pool, [partial(client.mkdir, f, parents=True, exist_ok=True) for f in by_depth[depth]])
+            _run_all(pool, [partial(operations.mkdir, f, parents=True, exist_ok=True) for f in by_depth[depth]])
         results = _run_all(
             pool,
             [
                 partial(
-                    client.upload_file, src, dst, conflict=conflict, preserve_mtime=preserve_mtime, progress=progress
+                    uploader.upload_file,
+                    src,
+                    dst,
+                    conflict=conflict,
+                    preserve_mtime=preserve_mtime,
+                    progress=progress,
+                    resume=True,
                 )
                 for src, dst in files
             ],
@@ -123,7 +135,7 @@ def upload_folder(
 
 
 def download_folder(
-    client: OneDriveClient,
+    downloader: Downloader,
     remote: str,
     local_dir: str | os.PathLike[str],
     *,
@@ -135,20 +147,20 @@ def download_folder(
     local = os.path.abspath(os.fspath(local_dir))
     os.makedirs(local, exist_ok=True)
     futures: list[Future[DownloadResult]] = []
-    workers = max_workers or client.max_workers
+    ctx = downloader.ctx
+    workers = check_workers(max_workers) or ctx.settings.max_workers
     with ThreadPoolExecutor(workers, thread_name_prefix="onedrive-down") as pool:
         try:
-            for folder, dirs, files in client.walk(top, detail=True):
+            for folder, dirs, files in walk_tree(ctx.list_folder, top, top, workers):
                 rel = folder[len(top) :].strip("/") if top else folder
-                target_dir = os.path.join(local, *rel.split("/")) if rel else local
                 for sub in dirs:
-                    os.makedirs(os.path.join(target_dir, sub.name), exist_ok=True)
+                    os.makedirs(paths.local_child(local, paths.join(rel, sub.name)), exist_ok=True)
                 for item in files:
                     futures.append(
                         pool.submit(
-                            client._downloader.download_file,
+                            downloader.download_file,
                             item.path,
-                            os.path.join(target_dir, item.name),
+                            paths.local_child(local, paths.join(rel, item.name)),
                             overwrite=overwrite,
                             progress=progress,
                             item=item.raw,

@@ -5,18 +5,25 @@ All of them are small frozen dataclasses with a JSON-able ``to_dict()`` (Airflow
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_onedrive import paths
+from airflow_provider_onedrive.errors import OneDriveValidationError
+
+log = logging.getLogger("airflow_provider_onedrive.transfers")
 
 __all__ = [
+    "TIME_BASES",
     "DownloadResult",
     "ProgressEvent",
     "RemoteItem",
     "UploadResult",
+    "check_time_basis",
     "format_datetime",
     "parse_datetime",
 ]
@@ -44,9 +51,26 @@ def format_datetime(moment: datetime | float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+#: The two modification times of an item. ``"drive"``: the server's ``lastModifiedDateTime`` (when the item last
+#: changed in the drive; what freshness checks trust). ``"file_system"``: ``fileSystemInfo.lastModifiedDateTime``,
+#: which clients may set (uploads preserve the local file's mtime), falling back to the drive's.
+TIME_BASES = ("drive", "file_system")
+
+
+def check_time_basis(basis: str) -> str:
+    """Validate a choice of modification time (:data:`TIME_BASES`)."""
+    if basis not in TIME_BASES:
+        raise OneDriveValidationError(f"modified_by must be one of {', '.join(TIME_BASES)}, got {basis!r}")
+    return basis
+
+
 @dataclass(frozen=True)
 class RemoteItem:
-    """A file or folder in a drive. ``path`` is relative to the drive root ('' for the root)."""
+    """A file or folder in a drive. ``path`` is relative to the drive root ('' for the root).
+
+    ``modified`` and ``created`` are the file-system times (client-settable, as a local file's mtime after an
+    upload that preserves it); ``drive_modified`` is when the item last changed in the drive.
+    """
 
     path: str
     name: str
@@ -61,6 +85,7 @@ class RemoteItem:
     mime_type: str | None
     child_count: int | None
     web_url: str | None
+    drive_modified: datetime | None = None
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -87,17 +112,35 @@ class RemoteItem:
             mime_type=file_facet.get("mimeType"),
             child_count=folder_facet.get("childCount") if isinstance(folder_facet, dict) else None,
             web_url=raw.get("webUrl"),
+            drive_modified=parse_datetime(raw.get("lastModifiedDateTime")),
             raw=raw,
         )
 
     @classmethod
     def child_of(cls, folder: str, raw: dict[str, Any]) -> RemoteItem:
-        return cls.from_graph(raw, paths.join(folder, raw["name"]) if folder else raw["name"])
+        """The item ``raw`` listed in ``folder``. Its name comes from the server, so it is checked like any name
+        (no ``/``, ``\\``, ``..``, control characters) before it becomes part of a path: a rogue or
+        misconfigured endpoint cannot steer a local path outside its destination."""
+        name = paths.check_listed_name(raw.get("name"), folder=folder)
+        return cls.from_graph(raw, f"{folder}/{name}" if folder else name)
+
+    @classmethod
+    def children(cls, folder: str, raws: Iterable[dict[str, Any]]) -> Iterator[RemoteItem]:
+        """Items listed in ``folder``; one whose name OneDrive could never hold is skipped with a warning."""
+        for raw in raws:
+            try:
+                yield cls.child_of(folder, raw)
+            except OneDriveValidationError as exc:
+                log.warning("skipping an item listed in %s: %s", folder or "(drive root)", exc)
+
+    def modified_at(self, basis: str) -> datetime | None:
+        """The modification time of ``basis`` (``"drive"`` or ``"file_system"``, see :data:`TIME_BASES`)."""
+        return self.drive_modified if check_time_basis(basis) == "drive" else self.modified
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (datetimes as ISO 8601 strings), without the raw driveItem."""
         data = {k: v for k, v in asdict(self).items() if k != "raw"}
-        for key in ("modified", "created"):
+        for key in ("modified", "created", "drive_modified"):
             if data[key] is not None:
                 data[key] = data[key].isoformat()
         return data

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_onedrive import paths
 from airflow_provider_onedrive.errors import (
@@ -17,17 +17,13 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
     error_from_response,
 )
-from airflow_provider_onedrive.transfers.common import check_conflict, retry_not_found
+from airflow_provider_onedrive.transfers.common import CONFLICT_PARAM, check_conflict, retry_not_found
+from airflow_provider_onedrive.transfers.context import DriveContext
 from airflow_provider_onedrive.transfers.models import RemoteItem
-
-if TYPE_CHECKING:
-    from airflow_provider_onedrive.drive import OneDriveClient
 
 __all__ = ["CopyMonitor", "OneDriveCopyTimeoutError", "Operations"]
 
 log = logging.getLogger("airflow_provider_onedrive.transfers.operations")
-
-_CONFLICT_PARAM = "@microsoft.graph.conflictBehavior"
 
 
 class OneDriveCopyTimeoutError(OneDriveError, TimeoutError):
@@ -40,14 +36,14 @@ class CopyMonitor:
     The monitor URL is pre-authenticated (polled without Authorization) and treated as a secret.
     """
 
-    def __init__(self, client: OneDriveClient, url: str, destination: str) -> None:
-        self._client = client
+    def __init__(self, ctx: DriveContext, url: str, destination: str) -> None:
+        self._ctx = ctx
         self._url = url
         self.destination = destination
 
     def status(self) -> dict[str, Any]:
         """The monitor's JSON (``status``: notStarted / inProgress / completed / failed, ``resourceId``...)."""
-        response = self._client.graph.request(
+        response = self._ctx.graph.request(
             "GET", self._url, authenticated=False, allow_redirects=False, ok_statuses=(303,), action="copy monitor"
         )
         if response.status_code in (302, 303):
@@ -80,25 +76,25 @@ class CopyMonitor:
             poll = min(poll * 1.5, 2.0)
 
     def _result(self, resource_id: str | None) -> RemoteItem:
-        client = self._client
+        ctx = self._ctx
         if resource_id:
-            raw = retry_not_found(lambda: client.graph.get_json(f"{client.drive_base}/items/{resource_id}"))
+            raw = retry_not_found(lambda: ctx.graph.get_json(f"{ctx.drive_base}/items/{resource_id}"))
             parent = paths.parent_and_name(self.destination)[0]
             return RemoteItem.from_graph(raw, paths.join(parent, raw["name"]) if parent else raw["name"])
-        return retry_not_found(lambda: client.info(self.destination))
+        return retry_not_found(lambda: ctx.info(self.destination))
 
 
 class Operations:
-    """mkdir / delete / move / copy for one :class:`~airflow_provider_onedrive.drive.OneDriveClient`."""
+    """mkdir / delete / move / copy in one drive (:class:`~.context.DriveContext`)."""
 
-    def __init__(self, client: OneDriveClient) -> None:
-        self.client = client
+    def __init__(self, ctx: DriveContext) -> None:
+        self.ctx = ctx
 
     # -- folders --------------------------------------------------------------------------------------
     def mkdir(self, path: str, *, parents: bool, exist_ok: bool) -> RemoteItem:
         path = paths.normalize(path)
         if not path:
-            return self.client.info("")
+            return self.ctx.info("")
         parent, name = paths.parent_and_name(path)
         try:
             return self._create_folder(parent, name, path, exist_ok)
@@ -113,16 +109,16 @@ class Operations:
         return retry_not_found(lambda: self._create_folder(parent, name, path, exist_ok))
 
     def _create_folder(self, parent: str, name: str, path: str, exist_ok: bool) -> RemoteItem:
-        client = self.client
+        ctx = self.ctx
         try:
-            response = client.graph.request(
+            response = ctx.graph.request(
                 "POST",
-                paths.item_path(client.drive_base, parent, "children"),
-                json={"name": name, "folder": {}, _CONFLICT_PARAM: "fail"},
+                paths.item_path(ctx.drive_base, parent, "children"),
+                json={"name": name, "folder": {}, CONFLICT_PARAM: "fail"},
                 action=f"create folder {path}",
             )
         except OneDriveConflictError as exc:
-            existing = retry_not_found(lambda: client.info(path))
+            existing = retry_not_found(lambda: ctx.info(path))
             if existing.is_folder and exist_ok:
                 return existing
             what = "folder" if existing.is_folder else "file"
@@ -137,28 +133,40 @@ class Operations:
 
     # -- delete ---------------------------------------------------------------------------------------
     def delete(self, targets: str | Iterable[str], *, missing_ok: bool, permanent: bool) -> list[str]:
-        items = [targets] if isinstance(targets, str) else list(targets)
+        if isinstance(targets, str):
+            items = [targets]
+        elif isinstance(targets, list | tuple | set | frozenset):
+            items = list(targets)
+        else:
+            raise OneDriveValidationError(
+                f"paths to delete must be a path or a list of paths, got {type(targets).__name__}"
+            )
+        if not items:
+            return []
+        for item in items:
+            if not isinstance(item, str):
+                raise OneDriveValidationError(f"a path to delete must be a string, got {type(item).__name__}")
         normalized = [paths.normalize(p) for p in items]
         if any(not p for p in normalized):
             raise OneDriveValidationError("refusing to delete the drive root; delete the items inside it instead")
         if len(normalized) <= 1:
             done = [self._delete_one(p, missing_ok, permanent) for p in normalized]
         else:
-            with ThreadPoolExecutor(self.client.max_workers, thread_name_prefix="onedrive-delete") as pool:
+            with ThreadPoolExecutor(self.ctx.settings.max_workers, thread_name_prefix="onedrive-delete") as pool:
                 done = list(pool.map(lambda p: self._delete_one(p, missing_ok, permanent), normalized))
         return [p for p in done if p is not None]
 
     def _delete_one(self, path: str, missing_ok: bool, permanent: bool) -> str | None:
-        client = self.client
+        ctx = self.ctx
         try:
             if permanent:
-                client.graph.request(
+                ctx.graph.request(
                     "POST",
-                    paths.item_path(client.drive_base, path, "permanentDelete"),
+                    paths.item_path(ctx.drive_base, path, "permanentDelete"),
                     action=f"permanently delete {path}",
                 )
             else:
-                client.graph.request("DELETE", paths.item_path(client.drive_base, path), action=f"delete {path}")
+                ctx.graph.request("DELETE", paths.item_path(ctx.drive_base, path), action=f"delete {path}")
         except OneDriveNotFoundError:
             if missing_ok:
                 return None
@@ -185,18 +193,18 @@ class Operations:
         _, src_name = paths.parent_and_name(src)
         into = dst.rstrip().endswith("/")
         target = paths.normalize(dst)
-        client = self.client
+        ctx = self.ctx
         if into or not target:
-            return target, client.item(target), src_name
+            return target, ctx.item(target), src_name
         try:
-            existing = client.item(target)
+            existing = ctx.item(target)
         except OneDriveNotFoundError:
             existing = None
         if existing is not None and ("folder" in existing or "root" in existing):
             return target, existing, src_name
         parent, name = paths.parent_and_name(target)
         try:
-            return parent, client.item(parent), name
+            return parent, ctx.item(parent), name
         except OneDriveNotFoundError:
             raise OneDriveNotFoundError(
                 f"destination folder {parent or '/'} does not exist; create it first (mkdir)",
@@ -217,11 +225,11 @@ class Operations:
             raise OneDriveValidationError(f"cannot move {src} into itself ({paths.normalize(dst)})")
         parent, parent_item, name = self._destination(src, dst)
         new_path = paths.join(parent, name) if parent else name
-        client = self.client
-        response = client.graph.request(
+        ctx = self.ctx
+        response = ctx.graph.request(
             "PATCH",
-            paths.item_path(client.drive_base, src),
-            params={_CONFLICT_PARAM: conflict},
+            paths.item_path(ctx.drive_base, src),
+            params={CONFLICT_PARAM: conflict},
             json={"parentReference": {"id": parent_item["id"]}, "name": name},
             action=f"move {src} to {new_path}",
         )
@@ -239,18 +247,18 @@ class Operations:
         drive_id = (parent_item.get("parentReference") or {}).get("driveId")
         if drive_id:
             reference["driveId"] = drive_id
-        client = self.client
-        response = client.graph.request(
+        ctx = self.ctx
+        response = ctx.graph.request(
             "POST",
-            paths.item_path(client.drive_base, src, "copy"),
-            params={_CONFLICT_PARAM: conflict},
+            paths.item_path(ctx.drive_base, src, "copy"),
+            params={CONFLICT_PARAM: conflict},
             json={"parentReference": reference, "name": name},
             action=f"copy {src} to {new_path}",
         )
         location = response.headers.get("Location")
         if response.status_code != 202 or not location:
             raise error_from_response(response, f"copy {src} to {new_path}: expected 202 with a monitor URL")
-        monitor = CopyMonitor(client, location, new_path)
+        monitor = CopyMonitor(ctx, location, new_path)
         if not wait:
             return monitor
         item = monitor.wait(timeout)

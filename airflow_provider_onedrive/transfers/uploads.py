@@ -36,25 +36,20 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.hashing import QuickXorHash
-from airflow_provider_onedrive.transfers.common import (
-    check_conflict,
-    retry_not_found,
-    rewritable_by_sharepoint,
-)
+from airflow_provider_onedrive.transfers.common import CONFLICT_PARAM, check_conflict, retry_not_found, verify_transfer
+from airflow_provider_onedrive.transfers.context import DriveContext
 from airflow_provider_onedrive.transfers.models import UploadResult, format_datetime, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
 from airflow_provider_onedrive.transfers.state import SessionState, UploadStateStore
 
 if TYPE_CHECKING:
-    from airflow_provider_onedrive.drive import OneDriveClient
+    from airflow_provider_onedrive.graph import GraphClient
 
-__all__ = ["FRAGMENT_MULTIPLE", "MAX_FRAGMENT", "Uploader", "check_fragment_size"]
+
+__all__ = ["Uploader"]
 
 log = logging.getLogger("airflow_provider_onedrive.transfers.uploads")
 
-FRAGMENT_MULTIPLE = 320 * 1024
-MAX_FRAGMENT = 60 * 1024 * 1024
-_CONFLICT_PARAM = "@microsoft.graph.conflictBehavior"
 #: Failures after which a resumable upload keeps its session for the next attempt.
 _FINAL_ERRORS = (
     OneDriveConflictError,
@@ -65,16 +60,6 @@ _FINAL_ERRORS = (
     OneDriveNotFoundError,
 )
 _MAX_RESTARTS = 2
-
-
-def check_fragment_size(size: int) -> int:
-    """Round ``size`` down to a multiple of 320 KiB (at least one); refuse 60 MiB or more."""
-    if size <= 0:
-        raise OneDriveValidationError(f"fragment_size must be positive, got {size}")
-    rounded = max(FRAGMENT_MULTIPLE, size - size % FRAGMENT_MULTIPLE)
-    if rounded >= MAX_FRAGMENT:
-        raise OneDriveValidationError(f"fragment_size {size} is too big: Graph refuses fragments of 60 MiB or more")
-    return rounded
 
 
 class _SessionGone(Exception):
@@ -118,15 +103,15 @@ class _HashTracker:
 class _Session:
     """One Graph upload session addressed by its uploadUrl (a credential: never logged)."""
 
-    def __init__(self, client: OneDriveClient, url: str, size: int) -> None:
-        self.client = client
+    def __init__(self, graph: GraphClient, url: str, size: int) -> None:
+        self.graph = graph
         self.url = url
         self.size = size
 
     def put(self, offset: int, chunk: bytes | memoryview) -> tuple[int | None, dict[str, Any] | None, int]:
         """Send one fragment; return (next offset, None, status) or (None, committed driveItem, status)."""
         end = offset + len(chunk) - 1
-        response = self.client.graph.request(
+        response = self.graph.request(
             "PUT",
             self.url,
             data=chunk,
@@ -146,7 +131,7 @@ class _Session:
 
     def next_offset(self) -> int | None:
         """Where the server wants the next byte (None: it has them all), from ``nextExpectedRanges``."""
-        response = self.client.graph.request(
+        response = self.graph.request(
             "GET", self.url, authenticated=False, ok_statuses=(404,), action="GET upload session status"
         )
         if response.status_code == 404:
@@ -158,7 +143,7 @@ class _Session:
     def cancel(self) -> None:
         """DELETE the session (best effort: it may already be gone)."""
         try:
-            self.client.graph.request(
+            self.graph.request(
                 "DELETE", self.url, authenticated=False, ok_statuses=(404,), action="cancel upload session"
             )
         except OneDriveError as exc:
@@ -175,10 +160,10 @@ class _ResumePoint:
 
 
 class Uploader:
-    """Upload logic of one :class:`~airflow_provider_onedrive.drive.OneDriveClient` (shares its settings)."""
+    """Uploads into one drive (:class:`~.context.DriveContext`); resumable sessions remembered in ``state``."""
 
-    def __init__(self, client: OneDriveClient, state: UploadStateStore) -> None:
-        self.client = client
+    def __init__(self, ctx: DriveContext, state: UploadStateStore) -> None:
+        self.ctx = ctx
         self.state = state
 
     # -- entry points ---------------------------------------------------------------------------------
@@ -204,19 +189,24 @@ class Uploader:
                 return os.pread(fd, n, offset)
 
             mtime = stat.st_mtime if preserve_mtime else None
-            reporter = self.client.reporter(dest, size, "upload", progress)
-            if size <= self.client.simple_upload_threshold:
+            reporter = self.ctx.reporter(dest, size, "upload", progress)
+            if size <= self.ctx.settings.simple_upload_threshold:
                 return self._simple(read_at(0, size) if size else b"", dest, conflict, mtime, reporter, source)
             saved = self._resume_point(source, dest, stat.st_mtime_ns) if resume else None
             fingerprint = (stat.st_mtime_ns, source)
             return self._session_upload(read_at, size, dest, conflict, mtime, reporter, saved, fingerprint)
 
-    def upload_bytes(self, data: bytes, path: str, *, conflict: str, progress: ProgressCallback | None) -> UploadResult:
+    def upload_bytes(
+        self, data: bytes | bytearray | memoryview, path: str, *, conflict: str, progress: ProgressCallback | None
+    ) -> UploadResult:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            hint = " (encode text first, e.g. text.encode('utf-8'))" if isinstance(data, str) else ""
+            raise OneDriveValidationError(f"data must be bytes, got {type(data).__name__}{hint}")
         check_conflict(conflict)
         dest = self._destination(path)
-        view = memoryview(data)
-        reporter = self.client.reporter(dest, len(view), "upload", progress)
-        if len(view) <= self.client.simple_upload_threshold:
+        view = memoryview(data if isinstance(data, bytes) else bytes(data))  # a copy: the caller may mutate theirs
+        reporter = self.ctx.reporter(dest, len(view), "upload", progress)
+        if len(view) <= self.ctx.settings.simple_upload_threshold:
             return self._simple(bytes(view), dest, conflict, None, reporter, None)
 
         def read_at(offset: int, n: int) -> bytes:
@@ -227,9 +217,9 @@ class Uploader:
     def _resume_point(self, source: str, dest: str, mtime_ns: int) -> _ResumePoint:
         """Where this upload's session is remembered: keyed by the source, the destination, the resolved drive id
         and the account, so two connections that share a state folder never resume each other's sessions."""
-        drive_id = self.client.drive_id
-        identity = self.client.graph.identity()
-        destination = f"{self.client.graph.graph_origin}/{self.client.drive_base}/{dest}"
+        drive_id = self.ctx.drive_id
+        identity = self.ctx.graph.identity()
+        destination = f"{self.ctx.graph.graph_origin}/{self.ctx.drive_base}/{dest}"
         key = self.state.key(source, destination, drive_id=drive_id, identity=identity)
         return _ResumePoint(key, drive_id, identity)
 
@@ -251,13 +241,13 @@ class Uploader:
     ) -> UploadResult:
         started = time.monotonic()
         digest = QuickXorHash(data).b64digest()
-        url = paths.item_path(self.client.drive_base, dest, "content")
+        url = paths.item_path(self.ctx.drive_base, dest, "content")
 
         def put() -> Any:
-            return self.client.graph.request(
+            return self.ctx.graph.request(
                 "PUT",
                 url,
-                params={_CONFLICT_PARAM: conflict},
+                params={CONFLICT_PARAM: conflict},
                 data=data,
                 headers={"Content-Type": "application/octet-stream"},
                 action=f"upload {dest}",
@@ -271,9 +261,9 @@ class Uploader:
         status = response.status_code
         if mtime is not None:
             # A metadata PATCH (may keep an extra version on Business drives; simple_upload_threshold=0 avoids it).
-            item = self.client.graph.request(
+            item = self.ctx.graph.request(
                 "PATCH",
-                paths.item_path(self.client.drive_base, dest) if not item.get("id") else self._by_id(item["id"]),
+                paths.item_path(self.ctx.drive_base, dest) if not item.get("id") else self._by_id(item["id"]),
                 json={"fileSystemInfo": {"lastModifiedDateTime": format_datetime(mtime)}},
                 action=f"set modified time of {dest}",
             ).json()
@@ -281,19 +271,19 @@ class Uploader:
         return self._result(item, dest, conflict, status, len(data), digest, started, len(data), 0, source)
 
     def _by_id(self, item_id: str) -> str:
-        return f"{self.client.drive_base}/items/{item_id}"
+        return self.ctx.by_id(item_id)
 
     # -- session upload --------------------------------------------------------------------------------
     def create_session(self, dest: str, size: int, conflict: str, mtime: float | None) -> tuple[_Session, float | None]:
         """POST createUploadSession with explicit conflict behaviour, name, size and (optionally) mtime."""
         name = paths.parent_and_name(dest)[1]
-        item: dict[str, Any] = {_CONFLICT_PARAM: conflict, "name": name, "fileSize": size}
+        item: dict[str, Any] = {CONFLICT_PARAM: conflict, "name": name, "fileSize": size}
         if mtime is not None:
             item["fileSystemInfo"] = {"lastModifiedDateTime": format_datetime(mtime)}
-        url = paths.item_path(self.client.drive_base, dest, "createUploadSession")
+        url = paths.item_path(self.ctx.drive_base, dest, "createUploadSession")
 
         def create() -> Any:
-            return self.client.graph.request(
+            return self.ctx.graph.request(
                 "POST", url, json={"item": item, "deferCommit": False}, action=f"create upload session for {dest}"
             )
 
@@ -302,7 +292,7 @@ class Uploader:
         if not upload_url:
             raise OneDriveError(f"create upload session for {dest}: the response has no uploadUrl")
         expires = parse_datetime(body.get("expirationDateTime"))
-        return _Session(self.client, upload_url, size), expires.timestamp() if expires else None
+        return _Session(self.ctx.graph, upload_url, size), expires.timestamp() if expires else None
 
     def _session_upload(
         self,
@@ -335,7 +325,7 @@ class Uploader:
                     SessionState(
                         upload_url=session.url,
                         size=size,
-                        fragment_size=self.client.fragment_size,
+                        fragment_size=self.ctx.settings.fragment_size,
                         source_path=fingerprint[1],
                         source_mtime_ns=fingerprint[0],
                         destination=dest,
@@ -358,7 +348,7 @@ class Uploader:
                     tracker.catch_up(size)
                     item, status = self._committed(dest), 201
                     break
-                n = min(self.client.fragment_size, size - offset)
+                n = min(self.ctx.settings.fragment_size, size - offset)
                 chunk = read_at(offset, n)
                 if len(chunk) != n:
                     raise OneDriveIntegrityError(f"{source or dest} shrank while it was being uploaded")
@@ -411,7 +401,7 @@ class Uploader:
         saved = self.state.load(key)
         if saved is None:
             return None, None
-        session = _Session(self.client, saved.upload_url, size)
+        session = _Session(self.ctx.graph, saved.upload_url, size)
         if not saved.owned_by(drive_id=resume.drive_id, identity=resume.identity):
             log.warning(
                 "discarding a saved upload session for %s: it belongs to another drive or account",
@@ -450,7 +440,7 @@ class Uploader:
 
     # -- committed items, identity, verification --------------------------------------------------------
     def _committed(self, dest: str) -> dict[str, Any]:
-        return retry_not_found(lambda: self.client.item(dest))
+        return retry_not_found(lambda: self.ctx.item(dest))
 
     def _matching_item(self, dest: str, size: int, digest: str, *, exists: bool = False) -> dict[str, Any] | None:
         """The destination's driveItem if it holds exactly these bytes (same size and quickXorHash).
@@ -458,7 +448,7 @@ class Uploader:
         :param exists: the server just said the item exists (409), so a 404 is eventual consistency: retry it.
         """
         try:
-            item = retry_not_found(lambda: self.client.item(dest)) if exists else self.client.item(dest)
+            item = retry_not_found(lambda: self.ctx.item(dest)) if exists else self.ctx.item(dest)
         except OneDriveNotFoundError:
             return None
         if "file" not in item or int(item.get("size") or 0) != size:
@@ -469,7 +459,7 @@ class Uploader:
     def _precheck_existing(self, dest: str, size: int, tracker: _HashTracker) -> dict[str, Any] | None:
         """Under "fail", look before sending gigabytes: identical -> its item; different -> conflict; absent -> None."""
         try:
-            item = self.client.item(dest)
+            item = self.ctx.item(dest)
         except OneDriveNotFoundError:
             return None
         if "file" in item and int(item.get("size") or 0) == size:
@@ -535,21 +525,10 @@ class Uploader:
         )
 
     def _verify(self, item: dict[str, Any], path: str, size: int, digest: str) -> None:
-        remote_size = item.get("size")
-        remote = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
-        if not self.client.verify_hashes:
-            return
-        size_ok = remote_size is None or int(remote_size) == size
-        hash_ok = remote is None or remote == digest
-        if size_ok and hash_ok:
-            if remote is None:
-                log.debug("upload %s: the server reported no quickXorHash; size checked only", path)
-            return
-        what = f"server has {remote_size} bytes / quickXorHash {remote}, we sent {size} bytes / {digest}"
-        if self.client.lenient_office_hashes and rewritable_by_sharepoint(path):
-            log.warning("upload %s: %s (SharePoint rewrites Office/PDF/HTML files; accepted)", path, what)
-            return
-        raise OneDriveIntegrityError(f"upload {path}: the committed file differs from what was sent: {what}")
+        settings = self.ctx.settings
+        verify_transfer(
+            "upload", path, item, size, digest, verify=settings.verify_hashes, lenient=settings.lenient_office_hashes
+        )
 
 
 def _conflict(dest: str, cause: OneDriveConflictError | None = None) -> OneDriveConflictError:

@@ -42,7 +42,7 @@ class UploadSession:
     ) -> None:
         check_conflict(conflict)
         self._uploader = uploader
-        self._client = uploader.client
+        self._ctx = uploader.ctx
         self.path = uploader._destination(path)
         self.size = size
         self.conflict = conflict
@@ -56,9 +56,9 @@ class UploadSession:
         self._spool: IO[bytes] | None = None
         self._done = False
         self._status = 201
-        self._reporter = self._client.reporter(self.path, size, "upload", progress)
+        self._reporter = self._ctx.reporter(self.path, size, "upload", progress)
         if size is None:
-            self._spool = tempfile.SpooledTemporaryFile(max_size=self._client.simple_upload_threshold)  # noqa: SIM115
+            self._spool = tempfile.SpooledTemporaryFile(max_size=self._ctx.settings.simple_upload_threshold)  # noqa: SIM115
         elif size < 0:
             raise OneDriveValidationError(f"size must be >= 0, got {size}")
 
@@ -76,8 +76,8 @@ class UploadSession:
             self.cancel()
             raise OneDriveValidationError(f"upload of {self.path}: more than the declared {self.size} bytes written")
         self._buffer += data
-        if self.size > self._client.simple_upload_threshold:
-            fragment = self._client.fragment_size
+        if self.size > self._ctx.settings.simple_upload_threshold:
+            fragment = self._ctx.settings.fragment_size
             # The final fragment waits for finish(), so a commit always happens there.
             while len(self._buffer) >= fragment and self._offset + fragment < self.size:
                 self._send(bytes(self._buffer[:fragment]))
@@ -142,7 +142,7 @@ class UploadSession:
                 f"upload of {self.path}: {self._written} bytes written but size={self.size} was declared"
             )
         uploader = self._uploader
-        if self.size <= self._client.simple_upload_threshold:
+        if self.size <= self._ctx.settings.simple_upload_threshold:
             return uploader._simple(bytes(self._buffer), self.path, self.conflict, None, self._reporter, None)
         try:
             item = self._send(bytes(self._buffer))
@@ -177,7 +177,7 @@ class UploadSession:
         spool.flush()
         spool.seek(0)
         try:
-            if size <= self._client.simple_upload_threshold:
+            if size <= self._ctx.settings.simple_upload_threshold:
                 data = spool.read()
                 return self._uploader._simple(data, self.path, self.conflict, None, self._reporter, None)
             fd = spool.fileno()  # rolls the spool over to a real file when it is still in memory

@@ -62,6 +62,15 @@ def graph_writes(drive) -> list[str]:
         (OneDriveDeleteOperator, {"paths": ["ok.txt", "onedrive://"]}, "drive root"),
         (OneDriveDeleteOperator, {"paths": "*"}, "everything in the drive root"),
         (OneDriveDeleteOperator, {"paths": "/**"}, "everything in the drive root"),
+        (OneDriveDeleteOperator, {"paths": None}, "paths must be"),
+        (OneDriveDeleteOperator, {"paths": 5}, "paths must be"),
+        (OneDriveDeleteOperator, {"paths": ["a.txt", None]}, "must be a string"),
+        (OneDriveUploadOperator, {"remote_path": "a.txt", "data": "x", "max_workers": 0}, "max_workers"),
+        (OneDriveDownloadOperator, {"remote_path": "a", "local_path": "/tmp/x", "max_workers": "4"}, "max_workers"),
+        (OneDriveDeleteOperator, {"paths": "?*"}, "everything in the drive root"),
+        (OneDriveDeleteOperator, {"paths": "*?"}, "everything in the drive root"),
+        (OneDriveDeleteOperator, {"paths": "[!~]*"}, "everything in the drive root"),
+        (OneDriveDeleteOperator, {"paths": "*/*"}, "everything in the drive root"),
         (OneDriveCreateFolderOperator, {"folder_path": "/"}, "drive root"),
         (OneDriveMoveOperator, {"source_path": "", "destination_path": "x/"}, "drive root"),
         (OneDriveMoveOperator, {"source_path": "a", "destination_path": "x/*"}, "is a glob"),
@@ -89,7 +98,8 @@ def test_importing_operators_and_sensors_stays_light():
         "import sys\n"
         "import airflow_provider_onedrive.operators.onedrive, airflow_provider_onedrive.sensors.onedrive\n"
         "import airflow_provider_onedrive.triggers.onedrive\n"
-        "heavy = ['msal', 'pandas', 'requests', 'airflow_provider_onedrive.drive', 'airflow_provider_onedrive.graph']\n"
+        "heavy = ['msal', 'pandas', 'requests', 'numpy', 'airflow_provider_onedrive.drive',\n"
+        "         'airflow_provider_onedrive.graph', 'airflow_provider_onedrive.transfers.uploads']\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)

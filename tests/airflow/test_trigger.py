@@ -240,14 +240,14 @@ def test_a_cancelled_trigger_does_not_cancel_the_listing_others_wait_for(drive):
 
 def _session_of_this_loop() -> Any:
     """The connection's shared trigger state on the running loop, once set up."""
-    from airflow_provider_onedrive.triggers.onedrive import _sessions
+    from airflow_provider_onedrive.triggers.async_graph import sessions as _sessions
 
     task = _sessions._by_loop.get(asyncio.get_running_loop(), {}).get("onedrive_default")
     return task.result() if task is not None and task.done() else None
 
 
 def test_many_triggers_share_a_few_pooled_clients_closed_by_the_last_one(drive):
-    from airflow_provider_onedrive.triggers import onedrive as module
+    from airflow_provider_onedrive.triggers import async_graph as module
 
     drive.faults.latency = 0.2
     for i in range(60):
@@ -352,7 +352,7 @@ def test_sensors_on_one_missing_file_share_its_404(drive):
 
 
 def test_shared_answers_are_bounded_by_age_and_item_count(monkeypatch):
-    from airflow_provider_onedrive.triggers import onedrive as module
+    from airflow_provider_onedrive.triggers import async_graph as module
 
     monkeypatch.setattr(module, "_MAX_SHARED_ITEMS", 2500)
     recent = module._RecentAnswers()
@@ -364,6 +364,6 @@ def test_shared_answers_are_bounded_by_age_and_item_count(monkeypatch):
     recent.put("c", 102.0, page)  # 3,001 items: the oldest answer goes
     assert recent.get("a", 0.0) is module._MISS and recent.items == 2001
     assert recent.get("b", 101.5) is module._MISS  # started before the asking trigger accepts
-    recent.put("d", 101.0 + module._MAX_SHARED_AGE + 1, {"value": []})  # "b" and "missing" are now too old
+    recent.put("d", 101.0 + module.MAX_SHARED_AGE + 1, {"value": []})  # "b" and "missing" are now too old
     assert [recent.get(k, 0.0) is module._MISS for k in ("b", "missing", "c", "d")] == [True, True, False, False]
     assert recent.items == 1001

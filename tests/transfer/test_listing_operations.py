@@ -170,3 +170,23 @@ def test_copy(client, emu, payload):
         client.copy("cp/a.bin", "cp/b.bin")
     monitor_polls = [r for r in settled(emu) if r.kind == "monitor"]
     assert monitor_polls and all("authorization" not in r.headers for r in monitor_polls)
+
+
+def test_modified_since_names_which_time_it_filters_on(client, tmp_path):
+    """An upload that preserves an old local mtime: new to the drive, old to the file system."""
+    import os
+
+    local = tmp_path / "old.csv"
+    local.write_bytes(b"a,b\n")
+    old = datetime(2020, 1, 1, tzinfo=UTC).timestamp()
+    os.utime(local, (old, old))
+    client.upload_file(local, "times/old.csv")
+    (item,) = client.ls("times")
+    assert item.modified == datetime(2020, 1, 1, tzinfo=UTC)  # the file system's time, preserved
+    assert item.drive_modified is not None and item.drive_modified > datetime.now(UTC) - timedelta(hours=1)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert [i.path for i in client.ls("times", modified_since=since, modified_by="drive")] == ["times/old.csv"]
+    assert list(client.ls("times", modified_since=since, modified_by="file_system")) == []
+    assert list(client.ls("times", modified_since=since)) == []  # the default: the file-system time
+    with pytest.raises(OneDriveValidationError, match="modified_by"):
+        list(client.ls("times", modified_since=since, modified_by="server"))

@@ -14,10 +14,9 @@ from airflow_provider_onedrive.errors import OneDriveIntegrityError, OneDriveVal
 from airflow_provider_onedrive.graph import GraphClient
 from airflow_provider_onedrive.hashing import quickxorhash
 from airflow_provider_onedrive.retry import RetryPolicy
-from airflow_provider_onedrive.transfers.listing import compile_glob, split_glob
+from airflow_provider_onedrive.transfers.context import check_fragment_size
 from airflow_provider_onedrive.transfers.models import RemoteItem, format_datetime, parse_datetime
 from airflow_provider_onedrive.transfers.state import SessionState, UploadStateStore
-from airflow_provider_onedrive.transfers.uploads import check_fragment_size
 
 G = "https://graph.test/v1.0"
 KIB = 1024
@@ -49,30 +48,6 @@ def test_fragment_size_rounds_down_to_320k_and_refuses_60mib():
         check_fragment_size(60 * 1024 * KIB)
     with pytest.raises(OneDriveValidationError):
         check_fragment_size(0)
-
-
-@pytest.mark.parametrize(
-    ("pattern", "path", "hit"),
-    [
-        ("*.csv", "a.CSV", True),
-        ("*.csv", "x/a.csv", False),
-        ("**/*.csv", "a.csv", True),
-        ("**/*.csv", "x/y/a.csv", True),
-        ("x/**", "x/y/z", True),
-        ("r?p[0-9].txt", "rEp7.txt", True),
-        ("[!a]*", "abc", False),
-        ("[!a]*", "bcd", True),
-    ],
-)
-def test_glob_translation(pattern, path, hit):
-    base, rest = split_glob(pattern)
-    relative = path[len(base) + 1 :] if base else path
-    assert bool(compile_glob(rest).fullmatch(relative)) is hit
-
-
-def test_glob_case_sensitive_flag():
-    assert not compile_glob(["*.csv"], case_sensitive=True).fullmatch("a.CSV")
-    assert split_glob("onedrive://reports/2024/*.csv") == ("reports/2024", ["*.csv"])
 
 
 def test_timestamps_round_trip():

@@ -248,3 +248,21 @@ def test_error_mapping_identity_shape_and_locked():
         {"error": "invalid_client", "error_description": "AADSTS7000215: bad", "correlation_id": "c"}
     )
     assert (code, message, request_id, inner) == ("invalid_client", "AADSTS7000215: bad", "c", None)
+
+
+def test_one_retry_decision_for_statuses_connection_errors_and_budgets():
+    from airflow_provider_onedrive.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=3, backoff_base=1.0, max_total=10.0, max_retry_after=5.0, locked_attempts=2)
+    policy = RetryPolicy(**{**policy.__dict__, "rng": type(policy.rng)(7)})
+    decide = policy.decide
+    assert decide(attempt=1, status=404, retry_after=None, elapsed=0) is None  # never retried
+    assert decide(attempt=1, status=409, retry_after=None, elapsed=0) is None
+    assert 0 <= decide(attempt=1, status=None, retry_after=None, elapsed=0) <= 1.0  # connection error: backoff
+    assert 0 <= decide(attempt=2, status=500, retry_after=None, elapsed=0) <= 2.0
+    assert decide(attempt=3, status=500, retry_after=None, elapsed=0) is None  # attempts used up
+    assert 2.0 <= decide(attempt=1, status=429, retry_after=2.0, elapsed=0) <= 2.3  # Retry-After + jitter
+    assert decide(attempt=1, status=429, retry_after=6.0, elapsed=0) is None  # longer than max_retry_after
+    assert decide(attempt=1, status=503, retry_after=3.0, elapsed=8.0) is None  # would pass max_total
+    assert decide(attempt=1, status=423, retry_after=None, elapsed=0) is not None
+    assert decide(attempt=2, status=423, retry_after=None, elapsed=0) is None  # locked: its own budget

@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from airflow_provider_onedrive.errors import OneDriveValidationError
-from airflow_provider_onedrive.sensors.matching import (
+from airflow_provider_onedrive.matching import (
     FileCriteria,
     GlobPattern,
     StabilityTracker,

@@ -1,0 +1,132 @@
+"""What the transfer layer is given: one drive's Graph access and the transfer settings (never the facade).
+
+:class:`~airflow_provider_onedrive.drive.OneDriveClient` builds one :class:`DriveContext` and hands it to the
+uploader, downloader and item operations, so ``transfers/`` depends on the Graph client and nothing above it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote
+
+from airflow_provider_onedrive import paths
+from airflow_provider_onedrive.errors import OneDriveValidationError
+from airflow_provider_onedrive.transfers.common import MIB, check_workers
+from airflow_provider_onedrive.transfers.listing import LIST_SELECT
+from airflow_provider_onedrive.transfers.models import RemoteItem
+from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
+
+if TYPE_CHECKING:
+    from airflow_provider_onedrive.graph import GraphClient
+
+__all__ = ["FRAGMENT_MULTIPLE", "MAX_FRAGMENT", "DriveContext", "DriveLike", "TransferSettings", "check_fragment_size"]
+
+FRAGMENT_MULTIPLE = 320 * 1024
+MAX_FRAGMENT = 60 * 1024 * 1024
+
+
+def check_fragment_size(size: int) -> int:
+    """Round ``size`` down to a multiple of 320 KiB (at least one); refuse 60 MiB or more."""
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise OneDriveValidationError(f"fragment_size must be a positive number of bytes, got {size!r}")
+    rounded = max(FRAGMENT_MULTIPLE, size - size % FRAGMENT_MULTIPLE)
+    if rounded >= MAX_FRAGMENT:
+        raise OneDriveValidationError(f"fragment_size {size} is too big: Graph refuses fragments of 60 MiB or more")
+    return rounded
+
+
+class DriveLike(Protocol):
+    """Anything that names a drive lazily (the hook's DriveLocator): ``resolve(graph)`` -> ``"drives/{id}"``."""
+
+    def resolve(self, graph: GraphClient) -> str: ...
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """How transfers behave (validated on creation; see :class:`~airflow_provider_onedrive.drive.OneDriveClient`)."""
+
+    simple_upload_threshold: int = 4 * MIB
+    fragment_size: int = 10 * MIB
+    max_workers: int = 8
+    verify_hashes: bool = True
+    lenient_office_hashes: bool = False
+    progress_interval: float = 5.0
+    progress_log_min_bytes: int = 8 * MIB
+
+    def __post_init__(self) -> None:
+        threshold = self.simple_upload_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+            raise OneDriveValidationError(f"simple_upload_threshold must be >= 0 bytes, got {threshold!r}")
+        check_workers(self.max_workers, optional=False)
+        object.__setattr__(self, "fragment_size", check_fragment_size(self.fragment_size))
+
+
+class DriveContext:
+    """One drive as the transfer layer sees it: the Graph client, the drive's base path and id, the settings."""
+
+    def __init__(self, graph: GraphClient, drive: DriveLike | str, settings: TransferSettings) -> None:
+        self.graph = graph
+        self.settings = settings
+        self._drive = drive
+        self._drive_base: str | None = drive.strip("/") if isinstance(drive, str) else None
+        self._drive_id: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def drive_base(self) -> str:
+        """The Graph-relative drive base, e.g. ``drives/b!abc`` (resolved on first use)."""
+        if self._drive_base is None:
+            with self._lock:
+                if self._drive_base is None:
+                    drive = self._drive
+                    self._drive_base = (drive if isinstance(drive, str) else drive.resolve(self.graph)).strip("/")
+        return self._drive_base
+
+    @property
+    def drive_id(self) -> str:
+        """The drive's id (for ``me/drive``, ``users/...``, ``sites/...`` bases: one GET, then cached)."""
+        if self._drive_id is None:
+            base = self.drive_base
+            if base.startswith("drives/") and "/" not in base[len("drives/") :]:
+                self._drive_id = unquote(base[len("drives/") :])
+            else:
+                self._drive_id = str(self.graph.get_json(base, params={"$select": "id"})["id"])
+        return self._drive_id
+
+    def by_id(self, item_id: str, *tail: str) -> str:
+        """The Graph path of an item addressed by id (``drives/x/items/{id}/...``)."""
+        return "/".join((self.drive_base, "items", item_id, *tail))
+
+    def item(self, path: str) -> dict[str, Any]:
+        """The raw driveItem at ``path`` ('' = the root). Raises OneDriveNotFoundError if missing."""
+        return self.graph.get_json(paths.item_path(self.drive_base, path))
+
+    def info(self, path: str) -> RemoteItem:
+        """The item at ``path`` as a :class:`RemoteItem`."""
+        normalized = paths.normalize(path)
+        return RemoteItem.from_graph(self.item(normalized), normalized)
+
+    def list_folder(self, folder: RemoteItem | str) -> list[RemoteItem]:
+        """Every child of ``folder`` (by item when known, else by path), names checked (see RemoteItem)."""
+        if isinstance(folder, RemoteItem):
+            url, base = self.by_id(folder.id, "children"), folder.path
+        else:
+            base = paths.normalize(folder)
+            url = paths.item_path(self.drive_base, base, "children")
+        params = {"$top": 1000, "$select": LIST_SELECT}
+        return list(RemoteItem.children(base, self.graph.iter_values(url, params=params)))
+
+    def reporter(
+        self, path: str, total: int | None, direction: str, callback: ProgressCallback | None
+    ) -> ProgressReporter:
+        """Progress of one transfer: the callback at every step, a log line every ``progress_interval``."""
+        return ProgressReporter(
+            path,
+            total,
+            direction,
+            callback=callback,
+            interval=self.settings.progress_interval,
+            log_min_bytes=self.settings.progress_log_min_bytes,
+        )
