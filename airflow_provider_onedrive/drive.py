@@ -27,8 +27,7 @@ from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteIte
 from airflow_provider_onedrive.transfers.operations import CopyMonitor, Operations
 from airflow_provider_onedrive.transfers.progress import ProgressCallback
 from airflow_provider_onedrive.transfers.state import UploadStateStore
-from airflow_provider_onedrive.transfers.uploads import Uploader
-from airflow_provider_onedrive.transfers.writer import UploadSession
+from airflow_provider_onedrive.transfers.uploads import Uploader, UploadSession
 
 __all__ = ["DriveLike", "OneDriveClient"]
 

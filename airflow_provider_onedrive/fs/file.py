@@ -2,7 +2,7 @@
 
 Reading fetches byte ranges from the item's pre-authenticated download URL (through fsspec's block caches);
 the client fetches a fresh URL when the old one expires. Writing goes through the client's push-style
-:class:`~airflow_provider_onedrive.transfers.writer.UploadSession`. It cannot send fragments while the caller
+:class:`~airflow_provider_onedrive.transfers.uploads.UploadSession`. It cannot send fragments while the caller
 writes: Graph's upload sessions need the total size in every fragment's ``Content-Range`` (``bytes 0-N/*`` is
 refused), and fsspec does not know the size until ``close()``. So the bytes are spooled (in memory up to the
 simple-upload threshold, then to a temporary file) and sent at close: one PUT for small files, an upload
@@ -19,7 +19,7 @@ from fsspec.spec import AbstractBufferedFile
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.fs.onedrive import OneDriveFileSystem
-    from airflow_provider_onedrive.transfers.writer import UploadSession
+    from airflow_provider_onedrive.transfers.uploads import UploadSession
 
 __all__ = ["OneDriveFile"]
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow_provider_onedrive.transfers.models import DownloadResult, ProgressEvent, RemoteItem, UploadResult
     from airflow_provider_onedrive.transfers.operations import CopyMonitor, OneDriveCopyTimeoutError
-    from airflow_provider_onedrive.transfers.writer import UploadSession
+    from airflow_provider_onedrive.transfers.uploads import UploadSession
 
 __all__ = [
     "CopyMonitor",
@@ -34,7 +34,7 @@ _HOMES = {
     "ProgressEvent": "models",
     "RemoteItem": "models",
     "UploadResult": "models",
-    "UploadSession": "writer",
+    "UploadSession": "uploads",
 }
 
 

@@ -13,16 +13,21 @@ cancels the session with ``DELETE uploadUrl`` and forgets the state, so nothing 
 
 Streams of unknown size are spooled to a temporary file first: Graph needs the total size in every
 ``Content-Range`` (``bytes a-b/*`` is refused), so the size must be known before the first fragment.
+
+Names: an *upload session* is Graph's (``SessionEndpoint`` talks to its uploadUrl); :class:`UploadSession` is the
+push-style upload (``write()``, ``finish()``, ``cancel()``) that streams and fsspec's ``open("wb")`` use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_onedrive import paths
 from airflow_provider_onedrive.errors import (
@@ -40,13 +45,14 @@ from airflow_provider_onedrive.transfers.common import CONFLICT_PARAM, check_con
 from airflow_provider_onedrive.transfers.context import DriveContext
 from airflow_provider_onedrive.transfers.models import UploadResult, format_datetime, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
+from airflow_provider_onedrive.transfers.sessions import HashTracker, SessionEndpoint, SessionGone
 from airflow_provider_onedrive.transfers.state import SessionState, UploadStateStore
 
 if TYPE_CHECKING:
-    from airflow_provider_onedrive.graph import GraphClient
+    pass
 
 
-__all__ = ["Uploader"]
+__all__ = ["UploadSession", "Uploader"]
 
 log = logging.getLogger("airflow_provider_onedrive.transfers.uploads")
 
@@ -62,94 +68,6 @@ _FINAL_ERRORS = (
 _MAX_RESTARTS = 2
 
 
-class _SessionGone(Exception):
-    """The upload session answered 404: it expired, was cancelled, or already committed."""
-
-
-class _HashTracker:
-    """quickXorHash of the bytes 0..n of a source, fed in order even when fragments are re-sent.
-
-    Hashing runs inline, between fragment PUTs (about 1 ms per 10 MiB fragment), not on a helper thread: a thread
-    hashing while the fragment is sent makes the sending thread wait for the GIL between its TLS writes, which
-    measured slower (1 GiB against the emulator: median 2.73 s with a thread, 2.21 s inline, raw loop 1.94 s).
-    """
-
-    def __init__(self, read_at: Callable[[int, int], bytes] | None = None) -> None:
-        self.hasher = QuickXorHash()
-        self.read_at = read_at
-
-    @property
-    def hashed(self) -> int:
-        return self.hasher.length
-
-    def feed(self, offset: int, data: bytes | memoryview) -> None:
-        if offset > self.hashed:
-            self.catch_up(offset)
-        end = offset + len(data)
-        if end > self.hashed >= offset:
-            self.hasher.update(memoryview(data)[self.hashed - offset :])
-
-    def catch_up(self, offset: int, block: int = 8 * 1024 * 1024) -> None:
-        """Hash source bytes up to ``offset`` without sending them (resuming a session the server half has)."""
-        if self.read_at is None:
-            raise OneDriveTransportError("cannot hash bytes that were never read from a stream")
-        while self.hashed < offset:
-            self.hasher.update(self.read_at(self.hashed, min(block, offset - self.hashed)))
-
-    def b64digest(self) -> str:
-        return self.hasher.b64digest()
-
-
-class _Session:
-    """One Graph upload session addressed by its uploadUrl (a credential: never logged)."""
-
-    def __init__(self, graph: GraphClient, url: str, size: int) -> None:
-        self.graph = graph
-        self.url = url
-        self.size = size
-
-    def put(self, offset: int, chunk: bytes | memoryview) -> tuple[int | None, dict[str, Any] | None, int]:
-        """Send one fragment; return (next offset, None, status) or (None, committed driveItem, status)."""
-        end = offset + len(chunk) - 1
-        response = self.graph.request(
-            "PUT",
-            self.url,
-            data=chunk,
-            headers={"Content-Range": f"bytes {offset}-{end}/{self.size}", "Content-Type": "application/octet-stream"},
-            authenticated=False,
-            ok_statuses=(404, 416),
-            action=f"upload fragment {offset}-{end}/{self.size}",
-        )
-        status = response.status_code
-        if status == 404:
-            raise _SessionGone
-        if status == 416:
-            return self.next_offset(), None, status
-        if status in (200, 201):
-            return None, response.json(), status
-        return offset + len(chunk), None, status
-
-    def next_offset(self) -> int | None:
-        """Where the server wants the next byte (None: it has them all), from ``nextExpectedRanges``."""
-        response = self.graph.request(
-            "GET", self.url, authenticated=False, ok_statuses=(404,), action="GET upload session status"
-        )
-        if response.status_code == 404:
-            raise _SessionGone
-        ranges = response.json().get("nextExpectedRanges") or []
-        starts = [int(str(r).split("-", 1)[0]) for r in ranges if str(r).split("-", 1)[0].isdigit()]
-        return min(starts) if starts else None
-
-    def cancel(self) -> None:
-        """DELETE the session (best effort: it may already be gone)."""
-        try:
-            self.graph.request(
-                "DELETE", self.url, authenticated=False, ok_statuses=(404,), action="cancel upload session"
-            )
-        except OneDriveError as exc:
-            log.warning("could not cancel an upload session (it expires on its own): %s", exc)
-
-
 @dataclass(frozen=True)
 class _ResumePoint:
     """The state-store key of a resumable upload and the account it belongs to."""
@@ -157,6 +75,34 @@ class _ResumePoint:
     key: str
     drive_id: str
     identity: str
+
+
+@dataclass
+class _Upload:
+    """One upload: where it goes, how it reads its bytes, and what to report (instead of long signatures)."""
+
+    dest: str
+    conflict: str
+    size: int
+    read_at: Callable[[int, int], bytes]
+    reporter: ProgressReporter
+    mtime: float | None = None  # the file-system time to set, when preserving it
+    source: str | None = None  # the local file, named in results and messages
+    source_mtime_ns: int | None = None  # the local file's fingerprint, checked before resuming
+    resume: _ResumePoint | None = None  # where the session is remembered, for resumable local files
+    started: float = field(default_factory=time.monotonic)
+
+    def data(self) -> bytes:
+        return self.read_at(0, self.size) if self.size else b""
+
+
+def _buffer_reader(data: bytes | memoryview) -> Callable[[int, int], bytes]:
+    view = memoryview(data)
+
+    def read_at(offset: int, n: int) -> bytes:
+        return bytes(view[offset : offset + n])
+
+    return read_at
 
 
 class Uploader:
@@ -188,13 +134,21 @@ class Uploader:
             def read_at(offset: int, n: int) -> bytes:
                 return os.pread(fd, n, offset)
 
-            mtime = stat.st_mtime if preserve_mtime else None
-            reporter = self.ctx.reporter(dest, size, "upload", progress)
+            upload = _Upload(
+                dest,
+                conflict,
+                size,
+                read_at,
+                self.ctx.reporter(dest, size, "upload", progress),
+                mtime=stat.st_mtime if preserve_mtime else None,
+                source=source,
+                source_mtime_ns=stat.st_mtime_ns,
+            )
             if size <= self.ctx.settings.simple_upload_threshold:
-                return self._simple(read_at(0, size) if size else b"", dest, conflict, mtime, reporter, source)
-            saved = self._resume_point(source, dest, stat.st_mtime_ns) if resume else None
-            fingerprint = (stat.st_mtime_ns, source)
-            return self._session_upload(read_at, size, dest, conflict, mtime, reporter, saved, fingerprint)
+                return self._simple(upload)
+            if resume:
+                upload.resume = self._resume_point(source, dest, stat.st_mtime_ns)
+            return self._session_upload(upload)
 
     def upload_bytes(
         self, data: bytes | bytearray | memoryview, path: str, *, conflict: str, progress: ProgressCallback | None
@@ -204,15 +158,12 @@ class Uploader:
             raise OneDriveValidationError(f"data must be bytes, got {type(data).__name__}{hint}")
         check_conflict(conflict)
         dest = self._destination(path)
-        view = memoryview(data if isinstance(data, bytes) else bytes(data))  # a copy: the caller may mutate theirs
-        reporter = self.ctx.reporter(dest, len(view), "upload", progress)
-        if len(view) <= self.ctx.settings.simple_upload_threshold:
-            return self._simple(bytes(view), dest, conflict, None, reporter, None)
-
-        def read_at(offset: int, n: int) -> bytes:
-            return bytes(view[offset : offset + n])
-
-        return self._session_upload(read_at, len(view), dest, conflict, None, reporter, None, None)
+        owned = data if isinstance(data, bytes) else bytes(data)  # a copy: the caller may mutate theirs
+        reporter = self.ctx.reporter(dest, len(owned), "upload", progress)
+        upload = _Upload(dest, conflict, len(owned), _buffer_reader(owned), reporter)
+        if upload.size <= self.ctx.settings.simple_upload_threshold:
+            return self._simple(upload)
+        return self._session_upload(upload)
 
     def _resume_point(self, source: str, dest: str, mtime_ns: int) -> _ResumePoint:
         """Where this upload's session is remembered: keyed by the source, the destination, the resolved drive id
@@ -230,16 +181,8 @@ class Uploader:
         return dest
 
     # -- simple upload --------------------------------------------------------------------------------
-    def _simple(
-        self,
-        data: bytes,
-        dest: str,
-        conflict: str,
-        mtime: float | None,
-        reporter: ProgressReporter,
-        source: str | None,
-    ) -> UploadResult:
-        started = time.monotonic()
+    def _simple(self, upload: _Upload) -> UploadResult:
+        data, dest, conflict, mtime = upload.data(), upload.dest, upload.conflict, upload.mtime
         digest = QuickXorHash(data).b64digest()
         url = paths.item_path(self.ctx.drive_base, dest, "content")
 
@@ -256,7 +199,7 @@ class Uploader:
         try:
             response = retry_not_found(put)
         except OneDriveConflictError as exc:
-            return self._identical_or_raise(exc, dest, len(data), digest, started, len(data), source)
+            return self._identical_or_raise(exc, upload, digest, len(data))
         item = response.json()
         status = response.status_code
         if mtime is not None:
@@ -267,14 +210,16 @@ class Uploader:
                 json={"fileSystemInfo": {"lastModifiedDateTime": format_datetime(mtime)}},
                 action=f"set modified time of {dest}",
             ).json()
-        reporter.set(len(data))
-        return self._result(item, dest, conflict, status, len(data), digest, started, len(data), 0, source)
+        upload.reporter.set(len(data))
+        return self._result(item, upload, status, digest, len(data))
 
     def _by_id(self, item_id: str) -> str:
         return self.ctx.by_id(item_id)
 
     # -- session upload --------------------------------------------------------------------------------
-    def create_session(self, dest: str, size: int, conflict: str, mtime: float | None) -> tuple[_Session, float | None]:
+    def create_session(
+        self, dest: str, size: int, conflict: str, mtime: float | None
+    ) -> tuple[SessionEndpoint, float | None]:
         """POST createUploadSession with explicit conflict behaviour, name, size and (optionally) mtime."""
         name = paths.parent_and_name(dest)[1]
         item: dict[str, Any] = {CONFLICT_PARAM: conflict, "name": name, "fileSize": size}
@@ -292,42 +237,32 @@ class Uploader:
         if not upload_url:
             raise OneDriveError(f"create upload session for {dest}: the response has no uploadUrl")
         expires = parse_datetime(body.get("expirationDateTime"))
-        return _Session(self.ctx.graph, upload_url, size), expires.timestamp() if expires else None
+        return SessionEndpoint(self.ctx.graph, upload_url, size), expires.timestamp() if expires else None
 
-    def _session_upload(
-        self,
-        read_at: Callable[[int, int], bytes],
-        size: int,
-        dest: str,
-        conflict: str,
-        mtime: float | None,
-        reporter: ProgressReporter,
-        resume: _ResumePoint | None,
-        fingerprint: tuple[int, str] | None,
-    ) -> UploadResult:
-        started = time.monotonic()
+    def _session_upload(self, upload: _Upload) -> UploadResult:
+        dest, conflict, size, mtime, read_at = upload.dest, upload.conflict, upload.size, upload.mtime, upload.read_at
+        reporter, resume, source = upload.reporter, upload.resume, upload.source
         key = resume.key if resume else None
-        tracker = _HashTracker(read_at)
-        source = fingerprint[1] if fingerprint else None
+        tracker = HashTracker(read_at)
         if conflict == "fail":
             existing = self._precheck_existing(dest, size, tracker)
             if existing is not None:
                 reporter.set(size)
-                return self._result(existing, dest, conflict, 200, size, tracker.b64digest(), started, 0, 0, source)
-        session, offset = self._resume_saved(resume, size, conflict, fingerprint)
+                return self._result(existing, upload, 200, tracker.b64digest(), 0)
+        session, offset = self._resume_saved(upload)
         resumed_from = offset or 0
         if session is None:
             session, expires = self.create_session(dest, size, conflict, mtime)
             offset = 0
-            if resume is not None and fingerprint is not None:
+            if resume is not None and source is not None and upload.source_mtime_ns is not None:
                 self.state.save(
                     resume.key,
                     SessionState(
                         upload_url=session.url,
                         size=size,
                         fragment_size=self.ctx.settings.fragment_size,
-                        source_path=fingerprint[1],
-                        source_mtime_ns=fingerprint[0],
+                        source_path=source,
+                        source_mtime_ns=upload.source_mtime_ns,
                         destination=dest,
                         conflict=conflict,
                         created=time.time(),
@@ -355,7 +290,7 @@ class Uploader:
                 tracker.feed(offset, chunk)
                 try:
                     next_offset, item, status = session.put(offset, chunk)
-                except _SessionGone:
+                except SessionGone:
                     if offset + n == size:  # the final fragment may have committed before its response was lost
                         committed = self._matching_item(dest, size, tracker.b64digest())
                         if committed is not None:
@@ -377,7 +312,7 @@ class Uploader:
                 reporter.set(size if offset is None else offset)
         except OneDriveConflictError as exc:
             self._drop(key, session=None)
-            return self._identical_or_raise(exc, dest, size, tracker.b64digest(), started, sent, source)
+            return self._identical_or_raise(exc, upload, tracker.b64digest(), sent)
         except BaseException as exc:
             keep = key is not None and not isinstance(exc, _FINAL_ERRORS)
             if keep:
@@ -387,21 +322,18 @@ class Uploader:
             raise
         self._drop(key, session=None)
         reporter.set(size)
-        return self._result(
-            item, dest, conflict, status, size, tracker.b64digest(), started, sent, resumed_from, source
-        )
+        return self._result(item, upload, status, tracker.b64digest(), sent, resumed_from)
 
-    def _resume_saved(
-        self, resume: _ResumePoint | None, size: int, conflict: str, fingerprint: tuple[int, str] | None
-    ) -> tuple[_Session | None, int | None]:
+    def _resume_saved(self, upload: _Upload) -> tuple[SessionEndpoint | None, int | None]:
         """A live session saved by an earlier attempt, and where to continue it; (None, None) otherwise."""
-        if resume is None or fingerprint is None:
+        resume, size = upload.resume, upload.size
+        if resume is None or upload.source_mtime_ns is None:
             return None, None
         key = resume.key
         saved = self.state.load(key)
         if saved is None:
             return None, None
-        session = _Session(self.ctx.graph, saved.upload_url, size)
+        session = SessionEndpoint(self.ctx.graph, saved.upload_url, size)
         if not saved.owned_by(drive_id=resume.drive_id, identity=resume.identity):
             log.warning(
                 "discarding a saved upload session for %s: it belongs to another drive or account",
@@ -411,7 +343,7 @@ class Uploader:
                 session.cancel()
             self.state.forget(key)
             return None, None
-        if not saved.matches(size=size, mtime_ns=fingerprint[0], conflict=conflict) or saved.expired():
+        if not saved.matches(size=size, mtime_ns=upload.source_mtime_ns, conflict=upload.conflict) or saved.expired():
             log.info("discarding a saved upload session: the source changed or the session expired")
             if not saved.expired():
                 session.cancel()
@@ -419,7 +351,7 @@ class Uploader:
             return None, None
         try:
             offset = session.next_offset()
-        except _SessionGone:
+        except SessionGone:
             log.info("the saved upload session is gone (expired); starting over")
             self.state.forget(key)
             return None, None
@@ -432,7 +364,7 @@ class Uploader:
             saved.created = time.time()
             self.state.save(key, saved)
 
-    def _drop(self, key: str | None, session: _Session | None) -> None:
+    def _drop(self, key: str | None, session: SessionEndpoint | None) -> None:
         if session is not None:
             session.cancel()
         if key is not None:
@@ -456,7 +388,7 @@ class Uploader:
         remote = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
         return item if remote == digest else None
 
-    def _precheck_existing(self, dest: str, size: int, tracker: _HashTracker) -> dict[str, Any] | None:
+    def _precheck_existing(self, dest: str, size: int, tracker: HashTracker) -> dict[str, Any] | None:
         """Under "fail", look before sending gigabytes: identical -> its item; different -> conflict; absent -> None."""
         try:
             item = self.ctx.item(dest)
@@ -469,37 +401,25 @@ class Uploader:
                 return item
         raise _conflict(dest)
 
-    def _identical_or_raise(
-        self,
-        exc: OneDriveConflictError,
-        dest: str,
-        size: int,
-        digest: str,
-        started: float,
-        sent: int,
-        source: str | None,
-    ) -> UploadResult:
+    def _identical_or_raise(self, exc: OneDriveConflictError, upload: _Upload, digest: str, sent: int) -> UploadResult:
         """A 409 under "fail": success if the existing file has our bytes (e.g. a retried, committed upload)."""
-        item = self._matching_item(dest, size, digest, exists=True)
+        item = self._matching_item(upload.dest, upload.size, digest, exists=True)
         if item is None:
-            raise _conflict(dest, exc) from None
-        return self._result(item, dest, "fail", 200, size, digest, started, sent, 0, source, identical=True)
+            raise _conflict(upload.dest, exc) from None
+        return self._result(item, upload, 200, digest, sent, identical=True)
 
     def _result(
         self,
         item: dict[str, Any],
-        dest: str,
-        conflict: str,
+        upload: _Upload,
         status_code: int,
-        size: int,
         digest: str,
-        started: float,
         sent: int,
-        resumed_from: int,
-        source: str | None,
+        resumed_from: int = 0,
         *,
         identical: bool = False,
     ) -> UploadResult:
+        dest, conflict, size = upload.dest, upload.conflict, upload.size
         name = item.get("name") or paths.parent_and_name(dest)[1]
         parent = paths.parent_and_name(dest)[0]
         path = paths.join(parent, name) if parent else name
@@ -510,7 +430,7 @@ class Uploader:
             status = "renamed"
         else:
             status = "created" if status_code == 201 else "replaced"
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - upload.started
         log.info("upload %s: %s, %d bytes (%d sent) in %.2f s", path, status, size, sent, elapsed)
         return UploadResult(
             path=path,
@@ -521,7 +441,7 @@ class Uploader:
             elapsed=round(elapsed, 6),
             bytes_sent=sent,
             resumed_from=resumed_from,
-            source=source,
+            source=upload.source,
         )
 
     def _verify(self, item: dict[str, Any], path: str, size: int, digest: str) -> None:
@@ -539,3 +459,186 @@ def _conflict(dest: str, cause: OneDriveConflictError | None = None) -> OneDrive
         code=cause.code if cause else "nameAlreadyExists",
         request_id=cause.request_id if cause else None,
     )
+
+
+class UploadSession:
+    """A push-style upload: ``write()`` bytes in order, then ``finish()``; ``cancel()`` to abandon.
+
+    The fsspec layer's ``open("wb")`` uses it. With a known ``size``, fragments stream out as soon as a full
+    fragment is buffered (memory: one fragment). With ``size=None`` the bytes are spooled to a temporary file
+    (in memory up to the simple-upload threshold) and sent on ``finish()``, because Graph needs the total size in
+    every fragment's ``Content-Range``. Usable as a context manager (an exception cancels).
+    """
+
+    def __init__(
+        self,
+        uploader: Uploader,
+        path: str,
+        *,
+        size: int | None,
+        conflict: str = "fail",
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        check_conflict(conflict)
+        self._uploader = uploader
+        self._ctx = uploader.ctx
+        self.path = uploader._destination(path)
+        self.size = size
+        self.conflict = conflict
+        self._progress = progress
+        self._started = time.monotonic()
+        self._buffer = bytearray()
+        self._offset = 0  # bytes the server has acknowledged
+        self._written = 0
+        self._tracker = HashTracker()
+        self._session: SessionEndpoint | None = None
+        self._spool: IO[bytes] | None = None
+        self._done = False
+        self._status = 201
+        self._reporter = self._ctx.reporter(self.path, size, "upload", progress)
+        if size is None:
+            self._spool = tempfile.SpooledTemporaryFile(max_size=self._ctx.settings.simple_upload_threshold)  # noqa: SIM115
+        elif size < 0:
+            raise OneDriveValidationError(f"size must be >= 0, got {size}")
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append ``data``; returns its length."""
+        if self._done:
+            raise OneDriveValidationError(f"upload of {self.path} is already finished or cancelled")
+        n = len(data)
+        self._written += n
+        if self._spool is not None:
+            self._spool.write(data)
+            return n
+        assert self.size is not None
+        if self._written > self.size:
+            self.cancel()
+            raise OneDriveValidationError(f"upload of {self.path}: more than the declared {self.size} bytes written")
+        self._buffer += data
+        if self.size > self._ctx.settings.simple_upload_threshold:
+            fragment = self._ctx.settings.fragment_size
+            # The final fragment waits for finish(), so a commit always happens there.
+            while len(self._buffer) >= fragment and self._offset + fragment < self.size:
+                self._send(bytes(self._buffer[:fragment]))
+                del self._buffer[:fragment]
+        return n
+
+    def _send(self, chunk: bytes) -> dict[str, Any] | None:
+        """Send ``chunk`` at the current offset until the server has all of it; the committed item at the end."""
+        assert self.size is not None
+        if self._session is None:
+            self._session, _ = self._uploader.create_session(self.path, self.size, self.conflict, None)
+        self._tracker.feed(self._offset, chunk)
+        start = self._offset
+        view = memoryview(chunk)
+        while True:
+            try:
+                nxt, item, status = self._session.put(self._offset, view[self._offset - start :])
+            except SessionGone:
+                if start + len(chunk) == self.size:
+                    item = self._uploader._matching_item(self.path, self.size, self._tracker.b64digest())
+                    if item is not None:
+                        self._offset, self._status = self.size, 201
+                        return item
+                raise OneDriveNotFoundError(
+                    f"upload of {self.path}: the upload session expired and a stream cannot be replayed; "
+                    "upload it again"
+                ) from None
+            if item is not None:
+                self._offset, self._status = self.size, status
+                return item
+            if nxt is None:  # everything received
+                self._offset, self._status = self.size, 201
+                return self._uploader._committed(self.path)
+            if not start <= nxt <= start + len(chunk):
+                raise OneDriveTransportError(
+                    f"upload of {self.path}: the server expects byte {nxt}, outside the fragment in hand "
+                    f"({start}-{start + len(chunk) - 1}); a stream cannot be rewound"
+                )
+            self._offset = nxt
+            self._reporter.set(nxt)
+            if nxt == start + len(chunk):
+                return None
+
+    def finish(self) -> UploadResult:
+        """Send what is buffered, commit, verify; returns the :class:`UploadResult`."""
+        if self._done:
+            raise OneDriveValidationError(f"upload of {self.path} is already finished or cancelled")
+        try:
+            result = self._finish()
+        except BaseException:
+            self.cancel()
+            raise
+        self._done = True
+        return result
+
+    def _finish(self) -> UploadResult:
+        if self._spool is not None:
+            return self._finish_spooled()
+        assert self.size is not None
+        if self._written != self.size:
+            raise OneDriveValidationError(
+                f"upload of {self.path}: {self._written} bytes written but size={self.size} was declared"
+            )
+        uploader = self._uploader
+        upload = self._upload(self.size, _buffer_reader(bytes(self._buffer)))
+        if self.size <= self._ctx.settings.simple_upload_threshold:
+            return uploader._simple(upload)
+        try:
+            item = self._send(bytes(self._buffer))
+        except OneDriveConflictError as exc:
+            self._session = None  # a commit-time conflict ends the session on the server
+            return uploader._identical_or_raise(exc, upload, self._tracker.b64digest(), self._written)
+        self._buffer.clear()
+        if item is None:
+            item = uploader._committed(self.path)
+            self._status = 201
+        self._session = None
+        self._reporter.set(self.size)
+        return uploader._result(item, upload, self._status, self._tracker.b64digest(), self._written)
+
+    def _upload(self, size: int, read_at: Callable[[int, int], bytes]) -> _Upload:
+        return _Upload(self.path, self.conflict, size, read_at, self._reporter, started=self._started)
+
+    def _finish_spooled(self) -> UploadResult:
+        spool = self._spool
+        assert spool is not None
+        size = spool.tell()
+        spool.flush()
+        spool.seek(0)
+        try:
+            if size <= self._ctx.settings.simple_upload_threshold:
+                return self._uploader._simple(self._upload(size, _buffer_reader(spool.read())))
+            fd = spool.fileno()  # rolls the spool over to a real file when it is still in memory
+            self._reporter.total = size
+
+            def read_at(offset: int, n: int) -> bytes:
+                return os.pread(fd, n, offset)
+
+            return self._uploader._session_upload(self._upload(size, read_at))
+        finally:
+            spool.close()
+            self._spool = None
+
+    def cancel(self) -> None:
+        """Abandon the upload: DELETE the session if one was started; nothing is committed."""
+        if self._done:
+            return
+        self._done = True
+        if self._session is not None:
+            self._session.cancel()
+            self._session = None
+        if self._spool is not None:
+            with contextlib.suppress(OSError):
+                self._spool.close()
+            self._spool = None
+        self._buffer.clear()
+
+    def __enter__(self) -> UploadSession:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.cancel()
+        elif not self._done:
+            self.finish()
