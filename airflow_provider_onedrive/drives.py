@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 from airflow_provider_onedrive.errors import OneDriveConfigError, OneDriveNotFoundError
 
 if TYPE_CHECKING:
-    from airflow_provider_onedrive.config import ConnectionSettings
     from airflow_provider_onedrive.graph import GraphClient
 
 __all__ = ["DRIVE_TYPES", "DRIVE_VALUE_FIELDS", "DriveLocator", "select_drive"]
@@ -23,6 +22,19 @@ __all__ = ["DRIVE_TYPES", "DRIVE_VALUE_FIELDS", "DriveLocator", "select_drive"]
 DRIVE_TYPES = ("me", "user", "drive", "site", "group")
 #: The connection extra that holds each kind's value (``me`` needs none).
 DRIVE_VALUE_FIELDS = {"user": "user_id", "drive": "drive_id", "site": "site", "group": "group_id"}
+
+
+class DriveSettings(Protocol):
+    """Where a drive is named (ConnectionSettings has these), so this module needs not import config."""
+
+    @property
+    def drive_type(self) -> str: ...
+
+    @property
+    def drive_value(self) -> str | None: ...
+
+    @property
+    def library(self) -> str | None: ...
 
 
 def select_drive(
@@ -104,7 +116,7 @@ class DriveLocator:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: ConnectionSettings) -> DriveLocator:
+    def from_settings(cls, settings: DriveSettings) -> DriveLocator:
         """The locator of a :class:`~airflow_provider_onedrive.config.ConnectionSettings`."""
         return cls(settings.drive_type, settings.drive_value, settings.library)
 

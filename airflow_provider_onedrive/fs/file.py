@@ -13,27 +13,47 @@ leaving a ``with`` block by an exception, or ``discard()``, uploads nothing.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fsspec.spec import AbstractBufferedFile
 
 if TYPE_CHECKING:
-    from airflow_provider_onedrive.fs.onedrive import OneDriveFileSystem
+    from airflow_provider_onedrive.drive import OneDriveClient
+    from airflow_provider_onedrive.transfers.models import RemoteItem
     from airflow_provider_onedrive.transfers.uploads import UploadSession
 
 __all__ = ["OneDriveFile"]
 
 
+class _FileSystem(Protocol):
+    """What a file needs of its filesystem (OneDriveFileSystem), so this module does not import it back."""
+
+    conflict: str
+
+    @property
+    def client(self) -> OneDriveClient: ...
+
+    def exists(self, path: str, **kwargs: Any) -> bool: ...
+
+    def invalidate_cache(self, path: str | None = None) -> None: ...
+
+    @staticmethod
+    def _entry(item: RemoteItem) -> dict[str, Any]: ...
+
+    @staticmethod
+    def _remote_item(raw: dict[str, Any], path: str) -> RemoteItem: ...
+
+
 class OneDriveFile(AbstractBufferedFile):
     """A file in a drive opened for reading (``rb``) or writing (``wb``, or ``xb`` to fail if it exists)."""
 
-    fs: OneDriveFileSystem
+    fs: _FileSystem
     buffer: io.BytesIO  # fsspec's write buffer (set while writing)
     DEFAULT_BLOCK_SIZE = 4 * 2**20
 
     def __init__(
         self,
-        fs: OneDriveFileSystem,
+        fs: _FileSystem,
         path: str,
         mode: str = "rb",
         block_size: int | str | None = "default",

@@ -16,7 +16,7 @@ from airflow_provider_onedrive.testing.store import Drive, Item
 from airflow_provider_onedrive.testing.wire import GraphError, Request, Response, iso_time, json_response, parse_time
 
 if TYPE_CHECKING:
-    from airflow_provider_onedrive.testing.emulator import GraphEmulator
+    from airflow_provider_onedrive.testing.parts import EmulatorParts
 
 __all__ = ["CONFLICT_PARAM", "Call", "GraphApi", "conflict_value"]
 
@@ -69,7 +69,7 @@ class _CopyJob:
 class GraphApi:
     """Answers ``/v1.0/...`` requests and the copy monitor."""
 
-    def __init__(self, emulator: GraphEmulator) -> None:
+    def __init__(self, emulator: EmulatorParts) -> None:
         self.emu = emulator
         self._copies: dict[str, _CopyJob] = {}
         self._copy_lock = threading.Lock()

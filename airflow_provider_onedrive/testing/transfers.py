@@ -16,7 +16,7 @@ from airflow_provider_onedrive.testing.store import Item, validate_name
 from airflow_provider_onedrive.testing.wire import GraphError, Request, Response, json_response
 
 if TYPE_CHECKING:
-    from airflow_provider_onedrive.testing.emulator import GraphEmulator
+    from airflow_provider_onedrive.testing.parts import EmulatorParts
 
 __all__ = ["Transfers"]
 
@@ -26,7 +26,7 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 class Transfers:
     """Simple uploads and downloads."""
 
-    def __init__(self, emulator: GraphEmulator) -> None:
+    def __init__(self, emulator: EmulatorParts) -> None:
         self.emu = emulator
 
     def writer(self) -> BlobWriter:

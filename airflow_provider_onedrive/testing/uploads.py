@@ -19,8 +19,8 @@ from airflow_provider_onedrive.testing.store import Drive, Item, validate_name
 from airflow_provider_onedrive.testing.wire import GraphError, Request, Response, iso_time, json_response, parse_time
 
 if TYPE_CHECKING:
-    from airflow_provider_onedrive.testing.emulator import GraphEmulator
     from airflow_provider_onedrive.testing.faults import FaultRule
+    from airflow_provider_onedrive.testing.parts import EmulatorParts
 
 __all__ = ["UploadSession", "Uploads"]
 
@@ -60,7 +60,7 @@ def _not_found() -> GraphError:
 class Uploads:
     """All live upload sessions of the emulator."""
 
-    def __init__(self, emulator: GraphEmulator) -> None:
+    def __init__(self, emulator: EmulatorParts) -> None:
         self.emu = emulator
         self._sessions: dict[str, UploadSession] = {}
         self._lock = threading.Lock()

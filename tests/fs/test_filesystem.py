@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import pickle
-import time
 from typing import Any
 
 import fsspec
@@ -15,20 +14,6 @@ from airflow_provider_onedrive.errors import OneDriveConfigError
 from airflow_provider_onedrive.fs import OneDriveFileSystem
 from airflow_provider_onedrive.fs.onedrive import get_fs, schemes, split_url
 from airflow_provider_onedrive.hashing import quickxorhash
-
-
-def settled_requests(emulator: Any, quiet: float = 0.05, limit: float = 2.0) -> list[Any]:
-    """The emulator's request log once it stops growing (a request is logged just after its response is sent)."""
-    deadline = time.monotonic() + limit
-    seen = len(emulator.requests)
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = len(emulator.requests)
-        if now == seen:
-            break
-        seen = now
-    return emulator.requests
-
 
 emulator_only = pytest.mark.skipif(
     bool(os.environ.get("ONEDRIVE_TEST_CONNECTION")), reason="inspects the emulator's state and request log"
@@ -154,11 +139,10 @@ def test_ranged_reads(onedrive_fs: OneDriveFileSystem, base: str) -> None:
 def test_listing_is_cached_until_a_write(onedrive_fs: OneDriveFileSystem, base: str, onedrive_emulator: Any) -> None:
     onedrive_fs.pipe_file(f"{base}/a", b"1")
     onedrive_fs.ls(base)
-    settled_requests(onedrive_emulator)
     onedrive_emulator.clear_requests()
     onedrive_fs.ls(base)
     onedrive_fs.info(f"{base}/a")
-    assert settled_requests(onedrive_emulator) == []  # served from the dircache
+    assert onedrive_emulator.requests == []  # served from the dircache
     onedrive_fs.pipe_file(f"{base}/b", b"2")
     assert onedrive_fs.ls(base, detail=False) == [f"{base}/a", f"{base}/b"]
     assert onedrive_fs.info(f"{base}/a")["size"] == 1
@@ -196,7 +180,7 @@ def test_large_write_uses_an_aligned_upload_session(
     with onedrive_fs.open(f"{base}/big.bin", "wb") as handle:
         for offset in range(0, len(payload), 1_000_003):
             handle.write(payload[offset : offset + 1_000_003])
-    fragments = [r for r in settled_requests(onedrive_emulator) if r.method == "PUT" and r.kind == "upload"]
+    fragments = [r for r in onedrive_emulator.requests if r.method == "PUT" and r.kind == "upload"]
     assert fragments and all(r.bytes_in % (320 * 1024) == 0 for r in fragments[:-1])
     assert sum(r.bytes_in for r in fragments) == len(payload)
     assert onedrive_fs.cat_file(f"{base}/big.bin") == payload
@@ -261,7 +245,7 @@ def test_recursive_rm_sends_one_delete_per_top_folder(
     for i in range(6):
         onedrive_emulator.put_file(f"{base}/tree/d{i % 2}/f{i}", b"x")
     onedrive_fs.rm(f"{base}/tree", recursive=True)
-    assert [r.method for r in settled_requests(onedrive_emulator)].count("DELETE") == 1
+    assert [r.method for r in onedrive_emulator.requests].count("DELETE") == 1
     assert onedrive_emulator.item(f"{base}/tree") is None
     assert "tree" in onedrive_emulator.deleted_items()  # the recycle bin, not a permanent delete
 

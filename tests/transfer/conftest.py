@@ -1,4 +1,4 @@
-"""Fixtures: one Graph emulator per session (reset before each test) and an OneDriveClient against it."""
+"""Fixtures: the plugin's Graph emulator (reset before each test) and an OneDriveClient against it."""
 
 from __future__ import annotations
 
@@ -11,17 +11,10 @@ from airflow_provider_onedrive.testing import GraphEmulator
 from tests.transfer.transfer_helpers import make_client
 
 
-@pytest.fixture(scope="session")
-def emulator_server():
-    with GraphEmulator() as emu:
-        yield emu
-
-
 @pytest.fixture
-def emu(emulator_server):
-    emulator_server.reset()
-    yield emulator_server
-    emulator_server.reset()
+def emu(onedrive_emulator: GraphEmulator) -> GraphEmulator:
+    """The plugin's emulator, reset for this test."""
+    return onedrive_emulator
 
 
 @pytest.fixture

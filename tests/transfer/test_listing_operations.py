@@ -12,11 +12,10 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.transfers import CopyMonitor
-from tests.transfer.transfer_helpers import settled
 
 
 def children_requests(emu):
-    return [r for r in settled(emu) if r.kind == "graph" and r.method == "GET" and "children" in r.path]
+    return [r for r in emu.requests if r.kind == "graph" and r.method == "GET" and "children" in r.path]
 
 
 def test_list_children_pages_lazily_with_top_1000(client, emu):
@@ -119,7 +118,7 @@ def test_delete(client, emu):
     for root in ("", "/", "onedrive://", ["del/sub", ""]):
         with pytest.raises(OneDriveValidationError, match="root"):
             client.delete(root)
-    assert settled(emu) == []
+    assert emu.requests == []
     assert client.delete("del/sub", permanent=True) == ["del/sub"]
     assert emu.item("del/sub") is None and "sub" not in emu.deleted_items()
 
@@ -168,7 +167,7 @@ def test_copy(client, emu, payload):
     assert item.path.startswith("cp/a") and item.path != "cp/a.bin" and emu.read_file(item.path) == data
     with pytest.raises(OneDriveConflictError):
         client.copy("cp/a.bin", "cp/b.bin")
-    monitor_polls = [r for r in settled(emu) if r.kind == "monitor"]
+    monitor_polls = [r for r in emu.requests if r.kind == "monitor"]
     assert monitor_polls and all("authorization" not in r.headers for r in monitor_polls)
 
 

@@ -14,7 +14,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.hashing import quickxorhash
-from tests.transfer.transfer_helpers import FRAGMENT, THRESHOLD, settled, uploads, write
+from tests.transfer.transfer_helpers import FRAGMENT, THRESHOLD, uploads, write
 
 MTIME = 1_700_000_000.25
 
@@ -50,7 +50,7 @@ def test_upload_file_round_trip(client, emu, tmp_path, payload, size):
 def test_download_host_never_sees_authorization(client, emu, payload):
     emu.put_file("f.bin", payload(2 * FRAGMENT))
     client.download_bytes("f.bin")
-    downloads = [r for r in settled(emu) if r.kind == "download"]
+    downloads = [r for r in emu.requests if r.kind == "download"]
     assert downloads and all("authorization" not in r.headers for r in downloads)
 
 
@@ -102,7 +102,7 @@ def test_push_session_write_finish_and_cancel(client, emu, payload):
     session.write(data[: 2 * FRAGMENT + 1])
     session.cancel()
     assert emu.item("p/b.bin") is None
-    cancels = [r for r in settled(emu) if r.kind == "upload" and r.method == "DELETE"]
+    cancels = [r for r in emu.requests if r.kind == "upload" and r.method == "DELETE"]
     assert [r.status for r in cancels] == [204]
     with pytest.raises(OneDriveValidationError), client.start_upload_session("p/c.bin", size=5) as short:
         short.write(b"abc")
@@ -162,7 +162,7 @@ def test_folder_upload_refuses_case_clashes_and_bad_names(client, emu, tmp_path)
     write(bad / "a:b.txt", b"1")
     with pytest.raises(OneDriveValidationError, match="does not allow"):
         client.upload_folder(bad, "x")
-    assert [r for r in settled(emu) if r.kind == "graph"] == []
+    assert [r for r in emu.requests if r.kind == "graph"] == []
 
 
 @pytest.mark.parametrize("name", ["n" * 251 + ".csv", "é" * 120 + ".csv"], ids=["255-chars", "244-utf8-bytes"])

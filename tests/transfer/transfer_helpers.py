@@ -80,17 +80,4 @@ def write(path, data: bytes, mtime: float | None = None):
 
 def uploads(emu: GraphEmulator):
     """Fragment PUTs in the emulator's request log."""
-    return [r for r in settled(emu) if r.kind == "upload" and r.method == "PUT"]
-
-
-def settled(emu: GraphEmulator, quiet: float = 0.05):
-    """The request log once it stopped growing (the emulator appends an entry after the response is sent)."""
-    import time
-
-    before = -1
-    records = emu.requests
-    while len(records) != before:
-        before = len(records)
-        time.sleep(quiet)
-        records = emu.requests
-    return records
+    return [r for r in emu.requests if r.kind == "upload" and r.method == "PUT"]

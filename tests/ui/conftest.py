@@ -142,10 +142,10 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def ui_emulator() -> Iterator[GraphEmulator]:
-    """The Graph emulator in the test process; the api-server reaches it over loopback HTTPS."""
-    with GraphEmulator() as emulator:
-        yield emulator
+def ui_emulator(onedrive_emulator_server: GraphEmulator) -> GraphEmulator:
+    """The plugin's Graph emulator, reset once for this module; the api-server reaches it over loopback HTTPS."""
+    onedrive_emulator_server.reset()
+    return onedrive_emulator_server
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from airflow_provider_onedrive.auth import clear_credential_cache
 from airflow_provider_onedrive.hooks import onedrive as hook_module
 from airflow_provider_onedrive.hooks.onedrive import OneDriveHook, VariableTokenStore, variable_name
 from airflow_provider_onedrive.token_stores import StoredToken
-from tests.foundation.foundation_helpers import settled_requests
 
 
 @pytest.mark.parametrize(
@@ -99,7 +98,7 @@ def test_seed_surface_list_download_get_request(emu):
     hook = OneDriveHook("od_app")
     items = hook.list("many")
     assert len(items) == 2100 and {i["name"] for i in items} == {f"f{i:04d}.txt" for i in range(2100)}
-    pages = [r for r in settled_requests(emu) if r.method == "GET" and "children" in r.path]
+    pages = [r for r in emu.requests if r.method == "GET" and "children" in r.path]
     assert len(pages) == 3
     assert hook.download("onedrive://reports/q1 #1.csv") == b"a,b\n1,2\n"
     base = hook.get_drive_base()

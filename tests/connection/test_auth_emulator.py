@@ -16,7 +16,7 @@ from airflow_provider_onedrive.auth import build_token_provider, clear_credentia
 from airflow_provider_onedrive.errors import OneDriveAuthError
 from airflow_provider_onedrive.graph import GraphClient
 from airflow_provider_onedrive.token_stores import FileTokenStore, MemoryTokenStore, NullTokenStore, StoredToken
-from tests.foundation.foundation_helpers import settings_for, settled_requests, token_requests
+from tests.connection.helpers import settings_for, token_requests
 
 
 def graph_for(settings, provider) -> GraphClient:
@@ -84,7 +84,7 @@ def test_expired_token_401_refreshes_once(emu):
         for t in threads:
             t.join()
     assert len(token_requests(emu)) == 2  # the first token, then exactly one forced refresh
-    assert sum(1 for r in settled_requests(emu) if r.status == 401) >= 1
+    assert sum(1 for r in emu.requests if r.status == 401) >= 1
 
 
 def test_wrong_secret_is_auth_error_with_aadsts(emu):

@@ -12,7 +12,7 @@ from airflow_provider_onedrive import paths
 from airflow_provider_onedrive.auth import build_token_provider
 from airflow_provider_onedrive.errors import OneDriveValidationError
 from airflow_provider_onedrive.graph import GraphClient
-from tests.foundation.foundation_helpers import settings_for
+from tests.connection.helpers import settings_for
 
 NAME_CHARS = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"*:<>?/\\|')
 
