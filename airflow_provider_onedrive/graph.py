@@ -33,6 +33,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
     error_from_response,
 )
+from airflow_provider_onedrive.paths import url_origin
 from airflow_provider_onedrive.retry import Pacer, RetryPolicy, parse_retry_after
 
 __all__ = [
@@ -230,8 +231,7 @@ class GraphClient:
         self.token_provider: TokenProvider = token_provider
         self.graph_url = check_service_url(graph_url)
         _redact_urllib3_debug_lines(self.graph_url)
-        parts = urlsplit(self.graph_url)
-        self.graph_origin = f"{parts.scheme}://{parts.netloc}".lower()
+        self.graph_origin = url_origin(self.graph_url)
         self.verify = verify
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -260,8 +260,7 @@ class GraphClient:
         return urljoin(self.graph_url + "/", path_or_url.lstrip("/"))
 
     def is_graph_url(self, url: str) -> bool:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc}".lower() == self.graph_origin
+        return url_origin(url) == self.graph_origin
 
     def _check_graph_url(self, url: str) -> None:
         if not self.is_graph_url(url):

@@ -29,6 +29,7 @@ from typing import Any
 
 from airflow_provider_onedrive.errors import OneDriveValidationError
 from airflow_provider_onedrive.paths import normalize, validate_name
+from airflow_provider_onedrive.timestamps import parse_timestamp
 
 __all__ = [
     "FileCriteria",
@@ -123,13 +124,13 @@ def parse_datetime(value: datetime.datetime | str | None, *, what: str = "modifi
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        try:
-            value = datetime.datetime.fromisoformat(value.strip())
-        except ValueError:
+        parsed = parse_timestamp(value)
+        if parsed is None:
             raise OneDriveValidationError(
                 f"{what} {value!r} is not an ISO 8601 date-time (e.g. 2024-05-01T00:00:00+00:00 or "
                 "{{ data_interval_start }})"
-            ) from None
+            )
+        return parsed
     if not isinstance(value, datetime.datetime):
         raise OneDriveValidationError(f"{what} must be a datetime or ISO 8601 text, got {type(value).__name__}")
     if value.tzinfo is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from airflow_provider_onedrive.errors import OneDriveValidationError
 
@@ -80,6 +80,12 @@ def check_listed_name(name: Any, *, folder: str = "") -> str:
             "'..', ':' or a control character); it is not used as a path"
         )
     return name
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-cased: what must match before a bearer token is sent there."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def local_child(root: str, relative: str) -> str:

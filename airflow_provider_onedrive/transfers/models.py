@@ -6,14 +6,14 @@ All of them are small frozen dataclasses with a JSON-able ``to_dict()`` (Airflow
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from airflow_provider_onedrive import paths
 from airflow_provider_onedrive.errors import OneDriveValidationError
+from airflow_provider_onedrive.timestamps import format_timestamp, parse_timestamp
 
 log = logging.getLogger("airflow_provider_onedrive.transfers")
 
@@ -28,27 +28,15 @@ __all__ = [
     "parse_datetime",
 ]
 
-_FRACTION = re.compile(r"\.(\d+)")
-
 
 def parse_datetime(value: str | None) -> datetime | None:
     """Parse a Graph timestamp (``2024-01-02T03:04:05.1234567Z``) into an aware UTC datetime."""
-    if not value:
-        return None
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value.strip()).replace("Z", "+00:00")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_timestamp(value)
 
 
 def format_datetime(moment: datetime | float) -> str:
     """A Graph timestamp with millisecond precision from a datetime or a POSIX time."""
-    if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, UTC)
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return format_timestamp(moment)
 
 
 #: The two modification times of an item. ``"drive"``: the server's ``lastModifiedDateTime`` (when the item last

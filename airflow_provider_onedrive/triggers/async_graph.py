@@ -32,7 +32,7 @@ from airflow_provider_onedrive.errors import (
     error_from_response,
 )
 from airflow_provider_onedrive.matching import FileCriteria, compact_item
-from airflow_provider_onedrive.paths import item_path, parent_and_name
+from airflow_provider_onedrive.paths import item_path, parent_and_name, url_origin
 from airflow_provider_onedrive.retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
@@ -330,7 +330,7 @@ class Poller:
         self.criteria = criteria
         self.max_age = max_age
         self.retry = _RETRY
-        self.origin = _origin(session.graph_url)
+        self.origin = url_origin(session.graph_url)
 
     def url(self, relative: str) -> str:
         return f"{self.session.graph_url}/{relative}"
@@ -358,7 +358,7 @@ class Poller:
                     if record["is_folder"] and glob.recursive and (max_depth is None or depth < max_depth):
                         folders.append((record["path"], depth + 1))
                 url, params = page.get("@odata.nextLink"), None
-                if url and _origin(url) != self.origin:
+                if url and url_origin(url) != self.origin:
                     raise OneDriveError(
                         f"refusing to follow @odata.nextLink to {urlsplit(url).netloc}: not the configured Graph "
                         "host, and the access token would leak"
@@ -416,8 +416,3 @@ class Poller:
             if isinstance(error, OneDriveThrottledError | OneDriveServerError):
                 error.message += "; Graph kept failing beyond the retry policy"
             raise error
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()

@@ -155,3 +155,14 @@ def test_compact_item_from_graph_json_uses_server_time_and_no_content():
 def test_bad_criteria_raise_value_errors(kwargs):
     with pytest.raises(ValueError):
         FileCriteria("in/*.csv", **kwargs)
+
+
+def test_graph_times_with_seven_fraction_digits_parse_everywhere():
+    """SharePoint writes lastModifiedDateTime with up to seven fractional digits; fromisoformat takes six."""
+    from airflow_provider_onedrive.transfers.models import parse_datetime as graph_time
+
+    text = "2024-05-01T10:00:00.1234567Z"
+    expected = datetime.datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=datetime.UTC)
+    assert parse_datetime(text, what="lastModifiedDateTime") == expected == graph_time(text)
+    tracker = StabilityTracker(stable_for=60)
+    assert tracker.is_stable(record("a.csv", modified=text), NOW) is True
