@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import time
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import requests
@@ -78,6 +79,27 @@ class _Sink:
             raise OneDriveTransportError("the download must restart, but the target stream cannot be rewound")
         self.fileobj.seek(self.start)
         self.fileobj.truncate(self.start)
+
+
+@dataclass
+class _Download:
+    """One download: the remote file (its driveItem, refreshed when its URL expires), where the bytes go, and
+    how it reports (instead of long signatures)."""
+
+    remote: str
+    item: dict[str, Any]
+    sink: _Sink
+    reporter: ProgressReporter
+    url: str
+    local_path: str | None = None
+    hasher: QuickXorHash = field(default_factory=QuickXorHash)
+    started: float = field(default_factory=time.monotonic)
+
+    def restart(self) -> None:
+        """Back to byte 0 (the server ignored a Range, or the file changed)."""
+        self.sink.reset()
+        self.hasher.reset()
+        self.reporter.set(0)
 
 
 class Downloader:
@@ -171,22 +193,13 @@ class Downloader:
             raise OneDriveValidationError(f"{remote or '/'} is a folder, not a file; use download_folder")
         started = time.monotonic()
         reporter = self.ctx.reporter(remote, int(item.get("size") or 0) or None, "download", progress)
-        url = self.download_url(item)
         # Hashed inline (about 0.1 ms per 1 MiB block): a helper thread hashing while this one reads made the
         # reads wait for the GIL between TLS records (1 GiB: median 2.78 s with a thread, 1.44 s inline).
-        return self._stream_hashed(remote, item, sink, local_path, started, reporter, url, QuickXorHash())
+        download = _Download(remote, item, sink, reporter, self.download_url(item), local_path, started=started)
+        return self._stream_hashed(download)
 
-    def _stream_hashed(
-        self,
-        remote: str,
-        item: dict[str, Any],
-        sink: _Sink,
-        local_path: str | None,
-        started: float,
-        reporter: ProgressReporter,
-        url: str,
-        hasher: QuickXorHash,
-    ) -> DownloadResult:
+    def _stream_hashed(self, download: _Download) -> DownloadResult:
+        remote, hasher = download.remote, download.hasher
         done = 0
         total: int | None = None
         resumed = stalls = refreshes = 0
@@ -194,28 +207,24 @@ class Downloader:
         while True:
             before = done
             try:
-                total = self._fetch(url, remote, done, sink, hasher, reporter)
+                total = self._fetch(download, done)
                 if total is not None and hasher.length < total:
                     raise OneDriveTransportError(f"download {remote}: the stream ended early")
                 break
             except _Restart:
-                sink.reset()
-                hasher.reset()
+                download.restart()
                 total = None
-                reporter.set(0)
             except _ExpiredUrl:
                 refreshes += 1
                 if refreshes > _MAX_REFRESHES:
                     raise OneDriveTransportError(f"download {remote}: the download URL kept expiring") from None
-                fresh = self._refresh(item)
-                if fresh.get("eTag") != item.get("eTag") and hasher.length:
+                fresh = self._refresh(download.item)
+                if fresh.get("eTag") != download.item.get("eTag") and hasher.length:
                     log.warning("download %s: the file changed during the download; starting over", remote)
-                    sink.reset()
-                    hasher.reset()
+                    download.restart()
                     total = None
-                    reporter.set(0)
-                item = fresh
-                url = self.download_url(item, fresh=True)
+                download.item = fresh
+                download.url = self.download_url(fresh, fresh=True)
             except _STREAM_ERRORS as exc:
                 if hasher.length != before or not stalls:  # progress since the last break: a new streak
                     stalls, streak_started = 0, time.monotonic()
@@ -235,13 +244,14 @@ class Downloader:
             done = hasher.length
         size = hasher.length
         digest = hasher.b64digest()
+        item = download.item
         self._verify(remote, item, size, digest, total)
-        reporter.set(size)
-        elapsed = time.monotonic() - started
+        download.reporter.set(size)
+        elapsed = time.monotonic() - download.started
         log.info("download %s: %d bytes in %.2f s%s", remote, size, elapsed, f", resumed {resumed}x" if resumed else "")
         return DownloadResult(
             path=remote,
-            local_path=local_path,
+            local_path=download.local_path,
             size=size,
             id=item.get("id", ""),
             hash=digest,
@@ -249,14 +259,13 @@ class Downloader:
             resumed=resumed,
         )
 
-    def _fetch(
-        self, url: str, remote: str, offset: int, sink: _Sink, hasher: QuickXorHash, reporter: ProgressReporter
-    ) -> int | None:
-        """One GET from ``offset`` to the end into ``sink``; returns the total size the server announced."""
+    def _fetch(self, download: _Download, offset: int) -> int | None:
+        """One GET from ``offset`` to the end into the sink; returns the total size the server announced."""
+        remote, sink, hasher, reporter = download.remote, download.sink, download.hasher, download.reporter
         headers = {"Range": f"bytes={offset}-"} if offset else None
         response = self.ctx.graph.request(
             "GET",
-            url,
+            download.url,
             headers=headers,
             stream=True,
             authenticated=False,

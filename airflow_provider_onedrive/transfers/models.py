@@ -127,8 +127,8 @@ class RemoteItem:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (datetimes as ISO 8601 strings), without the raw driveItem."""
-        data = {k: v for k, v in asdict(self).items() if k != "raw"}
-        for key in ("modified", "created", "drive_modified"):
+        data = {k: v for k, v in asdict(self).items() if k not in ("raw", "drive_modified")}  # the shape is public
+        for key in ("modified", "created"):
             if data[key] is not None:
                 data[key] = data[key].isoformat()
         return data
