@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from airflow_provider_onedrive.drives import DriveLocator
     from airflow_provider_onedrive.graph import GraphClient, TokenProvider
     from airflow_provider_onedrive.token_stores import RefreshTokenStore
+    from airflow_provider_onedrive.transfers.state import SessionStateStore
 
-__all__ = ["DEFAULT_POOL_SIZE", "drive_client", "graph_client", "token_provider"]
+__all__ = ["DEFAULT_POOL_SIZE", "drive_client", "graph_client", "token_provider", "upload_state_store"]
 
 #: Connections kept per host: enough for folder transfers at the default concurrency, with room for listings.
 DEFAULT_POOL_SIZE = 32
@@ -83,4 +84,24 @@ def drive_client(
 
     if graph is None:
         graph = graph_client(settings, provider if provider is not None else token_provider(settings))
-    return OneDriveClient(graph, drive_locator(settings, drive_id), **dict(options or {}))
+    kwargs = dict(options or {})
+    if settings.upload_state and "state_store" not in kwargs and "state_dir" not in kwargs:
+        kwargs["state_store"] = upload_state_store(settings.upload_state)
+    return OneDriveClient(graph, drive_locator(settings, drive_id), **kwargs)
+
+
+def upload_state_store(spec: str) -> SessionStateStore:
+    """The store of unfinished upload sessions ``spec`` names (a connection's ``upload_state``, or the
+    ``[onedrive] upload_state`` option): ``local``, ``local:/path``, an fsspec URL, or ``airflow`` (needs Airflow)."""
+    if spec == "airflow":
+        import importlib.util
+
+        from airflow_provider_onedrive.errors import OneDriveConfigError
+        from airflow_provider_onedrive.hooks.upload_state import VariableStateStore
+
+        if importlib.util.find_spec("airflow") is None:
+            raise OneDriveConfigError("upload_state 'airflow' needs Airflow installed (it keeps sessions in Variables)")
+        return VariableStateStore()
+    from airflow_provider_onedrive.transfers.state import state_store_for
+
+    return state_store_for(spec)

@@ -38,6 +38,7 @@ __all__ = [
     "TriggerEvent",
     "Variable",
     "conf",
+    "delete_variable",
     "get_variable",
     "mask_secret",
     "set_variable",
@@ -99,6 +100,18 @@ def set_variable(key: str, value: str, description: str | None = None) -> None:
     from airflow.models.variable import Variable as DbVariable
 
     DbVariable.set(key, value, description=description)
+
+
+def delete_variable(key: str) -> None:
+    """Delete an Airflow Variable (a missing one is fine): through the Task SDK in a task, else the metadata DB."""
+    if _in_task():
+        from airflow.sdk import Variable as SdkVariable
+
+        SdkVariable.delete(key)
+        return
+    from airflow.models.variable import Variable as DbVariable
+
+    DbVariable.delete(key)
 
 
 def __dir__() -> list[str]:

@@ -96,6 +96,7 @@ class ConnectionSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     token_store: str | None = None
+    upload_state: str | None = None
 
     # -- derived values ---------------------------------------------------------------------------------
     @property
@@ -255,6 +256,7 @@ class _Parser:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             token_store=token_store,
+            upload_state=self.upload_state(),
         )
 
     def auth_type(self) -> str:
@@ -507,6 +509,27 @@ class _Parser:
                 raise self.fail(f"extra 'token_store' {store!r} needs an absolute path: file:/var/lib/x/token.json")
             return f"file:{path}"
         raise self.fail(f"extra 'token_store' is {store!r}; use variable, file:/absolute/path, memory or none")
+
+    def upload_state(self) -> str | None:
+        """Where unfinished upload sessions are remembered (see transfers.state): validated, not opened."""
+        spec = self.text("upload_state")
+        if spec is None:
+            return None
+        spec = spec.strip()
+        if spec in ("local", "airflow"):
+            return spec
+        if spec.startswith("local:"):
+            path = os.path.expanduser(spec[len("local:") :])
+            if not os.path.isabs(path):
+                raise self.fail(f"extra 'upload_state' {spec!r} needs an absolute path: local:/var/lib/x/uploads")
+            return f"local:{path}"
+        scheme = spec.split("://", 1)[0] if "://" in spec else ""
+        if scheme and scheme.replace("+", "").replace("-", "").isalnum():
+            return spec
+        raise self.fail(
+            f"extra 'upload_state' is {spec!r}; use local, local:/absolute/path, airflow (the metadata DB), or a "
+            "URL every worker reaches such as file:///mnt/shared/onedrive-uploads"
+        )
 
 
 _PEM_BLOCK = re.compile(r"(-----BEGIN [A-Z0-9 ]+-----)(.*?)(-----END [A-Z0-9 ]+-----)", re.DOTALL)

@@ -27,6 +27,7 @@ __all__ = [
     "OneDriveServerError",
     "OneDriveThrottledError",
     "OneDriveTransportError",
+    "OneDriveUploadInProgressError",
     "OneDriveValidationError",
     "error_from_response",
     "graph_error_fields",
@@ -107,6 +108,11 @@ class OneDriveNotFoundError(OneDriveError, FileNotFoundError):
 
 class OneDriveConflictError(OneDriveError, FileExistsError):
     """409: an item with that name already exists (or another conflicting operation is in progress)."""
+
+
+class OneDriveUploadInProgressError(OneDriveConflictError):
+    """409 on createUploadSession: another upload session holds the file (OneDrive for Business and SharePoint
+    allow one at a time per file), typically left open by an earlier attempt whose resume state was lost."""
 
 
 class OneDriveBadRequestError(OneDriveError, ValueError):

@@ -69,6 +69,12 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "Where rotated refresh tokens persist: variable (default; Airflow Variable onedrive_refresh_token__<conn id>),"
         " file:/absolute/path (0600, locked, encrypted), or none.",
     ),
+    "upload_state": _text(
+        "Upload resume store",
+        "Where unfinished large uploads are remembered so a retry resumes them: local (default; this machine's "
+        "cache folder), airflow (the metadata DB, shared by all workers), or a URL every worker reaches, e.g. "
+        "file:///mnt/shared/onedrive-uploads.",
+    ),
     "cloud": _text(
         "Cloud",
         "Microsoft cloud: global, us_gov (GCC High), us_gov_dod (DoD) or china (21Vianet).",
@@ -115,6 +121,17 @@ CONFIG: dict[str, Any] = {
     "onedrive": {
         "description": "Settings of the Microsoft OneDrive provider.",
         "options": {
+            "upload_state": {
+                "description": "Where unfinished large uploads are remembered for connections whose extra names "
+                "no upload_state: local (each worker's cache folder), airflow (Airflow Variables in the metadata "
+                "DB, encrypted with the Fernet key when one is set), or an fsspec URL every worker reaches "
+                "(file:///mnt/shared/onedrive-uploads, s3://bucket/prefix). On Celery or Kubernetes choose a "
+                "shared one, so a retry on another worker resumes the upload instead of starting over.",
+                "version_added": "0.1.0",
+                "type": "string",
+                "example": "airflow",
+                "default": "local",
+            },
             "triggerer_gc_freeze": {
                 "description": "When the first OneDrive trigger of a triggerer process starts, gc.freeze() "
                 "everything then alive (Airflow's import-time heap), so the interpreter's full garbage "
@@ -125,7 +142,7 @@ CONFIG: dict[str, Any] = {
                 "type": "boolean",
                 "example": "True",
                 "default": "False",
-            }
+            },
         },
     }
 }

@@ -199,8 +199,19 @@ class OneDriveHook(BaseHook):
         graph = self.get_graph_client()
         with self._lock:
             if self._client is None:
-                self._client = drive_client(self.get_settings(), graph=graph)
+                self._client = drive_client(self.get_settings(), graph=graph, options=self._state_options())
             return self._client
+
+    def _state_options(self) -> dict[str, Any]:
+        """Where unfinished upload sessions are remembered: the connection's ``upload_state`` extra, else the
+        ``[onedrive] upload_state`` option, else a local folder."""
+        if self.get_settings().upload_state:
+            return {}  # drive_client builds the connection's own store
+        from airflow_provider_onedrive.clients import upload_state_store
+        from airflow_provider_onedrive.compat import conf
+
+        spec = conf.get("onedrive", "upload_state", fallback="") or ""
+        return {"state_store": upload_state_store(spec.strip())} if spec.strip() else {}
 
     def get_drive_base(self) -> str:
         """The Graph-relative base of the connection's drive (``drives/{id}``, ``users/{upn}/drive``...)."""

@@ -132,8 +132,13 @@ class Uploads:
         path_key = (existing.id if existing else "/".join(target.segments)).lower()
         key = (call.drive.id, f"{target.base.id}/{path_key}")
         if emu.settings.rejects_concurrent_sessions and any(s.key == key for s in self.active()):
+            # What OneDrive for Business answers while another session holds the file (reported in
+            # microsoftgraph/microsoft-graph-docs#17631 and OneDrive/onedrive-api-docs#747, where Microsoft
+            # explains that Business ties the session to the file; personal OneDrive opens another session).
             raise GraphError(
-                409, "nameAlreadyExists", "Another upload session for this item is in progress.", "resourceLocked"
+                409,
+                "nameAlreadyExists",
+                "A file with the same name is currently being uploaded. Change the filename and try to save again.",
             )
         session = UploadSession(
             id=secrets.token_hex(16),

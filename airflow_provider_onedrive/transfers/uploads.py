@@ -38,6 +38,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveNotFoundError,
     OneDriveQuotaError,
     OneDriveTransportError,
+    OneDriveUploadInProgressError,
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.hashing import QuickXorHash
@@ -46,7 +47,7 @@ from airflow_provider_onedrive.transfers.context import DriveContext
 from airflow_provider_onedrive.transfers.models import UploadResult, format_datetime, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
 from airflow_provider_onedrive.transfers.sessions import HashTracker, SessionEndpoint, SessionGone
-from airflow_provider_onedrive.transfers.state import SessionState, UploadStateStore
+from airflow_provider_onedrive.transfers.state import SessionState, SessionStateStore, state_key
 
 if TYPE_CHECKING:
     pass
@@ -108,7 +109,7 @@ def _buffer_reader(data: bytes | memoryview) -> Callable[[int, int], bytes]:
 class Uploader:
     """Uploads into one drive (:class:`~.context.DriveContext`); resumable sessions remembered in ``state``."""
 
-    def __init__(self, ctx: DriveContext, state: UploadStateStore) -> None:
+    def __init__(self, ctx: DriveContext, state: SessionStateStore) -> None:
         self.ctx = ctx
         self.state = state
 
@@ -171,7 +172,7 @@ class Uploader:
         drive_id = self.ctx.drive_id
         identity = self.ctx.graph.identity()
         destination = f"{self.ctx.graph.graph_origin}/{self.ctx.drive_base}/{dest}"
-        key = self.state.key(source, destination, drive_id=drive_id, identity=identity)
+        key = state_key(source, destination, drive_id=drive_id, identity=identity)
         return _ResumePoint(key, drive_id, identity)
 
     def _destination(self, path: str) -> str:
@@ -232,7 +233,10 @@ class Uploader:
                 "POST", url, json={"item": item, "deferCommit": False}, action=f"create upload session for {dest}"
             )
 
-        body = retry_not_found(create).json()
+        try:
+            body = retry_not_found(create).json()
+        except OneDriveConflictError as exc:
+            raise self._session_conflict(exc, dest, size, conflict) from None
         upload_url = body.get("uploadUrl")
         if not upload_url:
             raise OneDriveError(f"create upload session for {dest}: the response has no uploadUrl")
@@ -369,6 +373,30 @@ class Uploader:
             session.cancel()
         if key is not None:
             self.state.forget(key)
+
+    def _session_conflict(
+        self, exc: OneDriveConflictError, dest: str, size: int, conflict: str
+    ) -> OneDriveConflictError:
+        """What a 409 on createUploadSession means: the name is taken (under "fail", by a different file), or,
+        when nothing else explains it, another upload session holds the file."""
+        if conflict == "fail":
+            try:
+                self.ctx.item(dest)
+            except OneDriveNotFoundError:
+                pass
+            else:
+                return exc  # an existing file: the caller's identical-or-conflict check decides
+        return OneDriveUploadInProgressError(
+            f"another upload session holds {dest}: OneDrive for Business and SharePoint allow one per file, and an "
+            "earlier attempt whose resume state was lost (a retry on another worker, a cleared cache folder) left "
+            "one open. Graph offers no way to find or cancel it without its upload URL, so it ends when it expires "
+            "(at its expirationDateTime, hours to days later). Retry after that, upload under another name, or "
+            "set the connection's upload_state to a store every worker shares (airflow, or a shared "
+            "file:///... folder) so a retry resumes the session instead of opening a new one",
+            status=exc.status,
+            code=exc.code,
+            request_id=exc.request_id,
+        )
 
     # -- committed items, identity, verification --------------------------------------------------------
     def _committed(self, dest: str) -> dict[str, Any]:

@@ -140,3 +140,17 @@ def test_delegated_test_connection_writes_no_variable(emu, airflow_db, monkeypat
     monkeypatch.setattr(VariableTokenStore, "save", lambda self, token: saved.append(self.key))
     assert OneDriveHook("od_delegated").test_connection()[0]
     assert saved == []
+
+
+def test_upload_state_comes_from_the_extra_then_the_provider_config(emu, monkeypatch, tmp_path):
+    from airflow_provider_onedrive.hooks.upload_state import VariableStateStore
+    from airflow_provider_onedrive.transfers.state import FsspecStateStore, UploadStateStore
+
+    assert isinstance(OneDriveHook(onedrive_conn_id="od_app").get_conn().state_store, UploadStateStore)
+    monkeypatch.setenv("AIRFLOW__ONEDRIVE__UPLOAD_STATE", "airflow")
+    assert isinstance(OneDriveHook(onedrive_conn_id="od_app").get_conn().state_store, VariableStateStore)
+    conn = emu.connection("app")
+    conn["extra"]["upload_state"] = (tmp_path / "shared").as_uri()  # the connection's own choice wins
+    monkeypatch.setenv("AIRFLOW_CONN_OD_SHARED", json.dumps(conn))
+    store = OneDriveHook(onedrive_conn_id="od_shared").get_conn().state_store
+    assert isinstance(store, FsspecStateStore) and store.url == (tmp_path / "shared").as_uri()

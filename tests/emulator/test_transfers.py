@@ -132,8 +132,13 @@ def test_conflicts_at_create_and_commit(emu: GraphEmulator, graph: Graph) -> Non
 
 
 def test_second_concurrent_session_for_same_path(emu: GraphEmulator, graph: Graph, make_emulator: object) -> None:
+    """OneDrive for Business ties an upload session to its file: a second one is refused with what the service
+    answers (microsoftgraph/microsoft-graph-docs#17631, OneDrive/onedrive-api-docs#747); personal OneDrive
+    opens another session."""
     new_session(graph, "dup.bin")
-    assert graph.post("root:/DUP.bin:/createUploadSession", {}).status_code == 409
+    refused = graph.post("root:/DUP.bin:/createUploadSession", {})
+    body = assert_graph_error(refused, 409, "nameAlreadyExists")
+    assert body["message"].startswith("A file with the same name is currently being uploaded")
     personal = make_emulator(mode="personal")  # type: ignore[operator]
     pgraph = Graph(personal, app_token(personal))
     new_session(pgraph, "dup.bin")

@@ -20,7 +20,12 @@ class _Emu:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    client = make_client(_Emu(config["emulator"]), config["state_dir"], progress_log_min_bytes=1 << 40)
+    options = {}
+    if config.get("state_store"):  # a store shared by both runs (each run has its own local folder)
+        from airflow_provider_onedrive.clients import upload_state_store
+
+        options["state_store"] = upload_state_store(config["state_store"])
+    client = make_client(_Emu(config["emulator"]), config["state_dir"], progress_log_min_bytes=1 << 40, **options)
     # names this run in the emulator's request log (header names are logged, values never)
     client.graph.session.headers[f"x-test-attempt-{config['attempt']}"] = "1"
     result = client.upload_file(config["source"], config["destination"])
