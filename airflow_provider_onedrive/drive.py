@@ -26,7 +26,7 @@ from airflow_provider_onedrive.transfers.listing import LIST_SELECT, walk_tree
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, UploadResult, check_time_basis
 from airflow_provider_onedrive.transfers.operations import CopyMonitor, Operations
 from airflow_provider_onedrive.transfers.progress import ProgressCallback
-from airflow_provider_onedrive.transfers.state import UploadStateStore
+from airflow_provider_onedrive.transfers.state import SessionStateStore, UploadStateStore
 from airflow_provider_onedrive.transfers.uploads import Uploader, UploadSession
 
 __all__ = ["DriveLike", "OneDriveClient"]
@@ -46,10 +46,18 @@ class OneDriveClient:
     :param fragment_size: upload-session fragment size, rounded down to a multiple of 320 KiB, below 60 MiB.
     :param max_workers: concurrency of folder transfers, walks and multi-deletes (default 8).
     :param state_dir: where unfinished upload sessions are remembered for resume (private, 0700).
+    :param state_store: a store for them instead (:mod:`.transfers.state`: a shared one lets a retry on another
+        worker resume, e.g. ``FsspecStateStore("file:///mnt/shared/onedrive-uploads")``).
     :param verify_hashes: compare quickXorHash (and size) of every transfer with the server's.
     :param lenient_office_hashes: accept a hash/size mismatch for Office/PDF/HTML files (SharePoint rewrites them).
     :param progress_interval: seconds between progress log lines of one long transfer.
     :param progress_log_min_bytes: transfers smaller than this log no progress lines (the callback still runs).
+    :param download_streams: streams fetching one large file at once (ranged requests written in place); 1 turns
+        it off. Real links cap each stream, so several fill the link (see docs/performance.md).
+    :param multi_stream_cutoff: files from this size up use ``download_streams`` streams (default 256 MiB).
+    :param multi_stream_chunk: bytes per ranged request (default 64 MiB).
+    :param fsync_downloads: fsync each download before renaming it into place, so a power loss cannot leave a
+        renamed but empty file (default True; False is faster on slow disks and is what rclone does).
     """
 
     def __init__(
@@ -61,10 +69,15 @@ class OneDriveClient:
         fragment_size: int = 10 * MIB,
         max_workers: int = 8,
         state_dir: str | os.PathLike[str] | None = None,
+        state_store: SessionStateStore | None = None,
         verify_hashes: bool = True,
         lenient_office_hashes: bool = False,
         progress_interval: float = 5.0,
         progress_log_min_bytes: int = 8 * MIB,
+        download_streams: int = 4,
+        multi_stream_cutoff: int = 256 * MIB,
+        multi_stream_chunk: int = 64 * MIB,
+        fsync_downloads: bool = True,
     ) -> None:
         self.settings = TransferSettings(
             simple_upload_threshold=simple_upload_threshold,
@@ -74,10 +87,15 @@ class OneDriveClient:
             lenient_office_hashes=lenient_office_hashes,
             progress_interval=progress_interval,
             progress_log_min_bytes=progress_log_min_bytes,
+            download_streams=download_streams,
+            multi_stream_cutoff=multi_stream_cutoff,
+            multi_stream_chunk=multi_stream_chunk,
+            fsync_downloads=fsync_downloads,
         )
         self.graph = graph
         self.context = DriveContext(graph, drive, self.settings)
-        self._uploader = Uploader(self.context, UploadStateStore(state_dir))
+        self.state_store = state_store if state_store is not None else UploadStateStore(state_dir)
+        self._uploader = Uploader(self.context, self.state_store)
         self._downloader = Downloader(self.context)
         self._operations = Operations(self.context)
 
@@ -329,9 +347,14 @@ class OneDriveClient:
         *,
         overwrite: bool = True,
         progress: ProgressCallback | None = None,
+        streams: int | None = None,
     ) -> DownloadResult:
-        """Download ``path`` to ``local_path`` atomically (temp file, verify, rename); sets the local mtime."""
-        return self._downloader.download_file(path, local_path, overwrite=overwrite, progress=progress)
+        """Download ``path`` to ``local_path`` atomically (temp file, verify, rename); sets the local mtime.
+
+        :param streams: ranged streams for a file of at least ``multi_stream_cutoff`` bytes (default: the
+            client's ``download_streams``; 1 = one stream).
+        """
+        return self._downloader.download_file(path, local_path, overwrite=overwrite, progress=progress, streams=streams)
 
     def download_to(self, path: str, fileobj: IO[bytes], *, progress: ProgressCallback | None = None) -> DownloadResult:
         """Stream ``path`` into a writable binary file object (verified; restarts need a seekable one)."""
@@ -355,10 +378,18 @@ class OneDriveClient:
         max_workers: int | None = None,
         overwrite: bool = True,
         progress: ProgressCallback | None = None,
+        streams: int | None = None,
     ) -> list[DownloadResult]:
-        """Download the tree under ``remote`` into ``local_dir``, listing and downloading concurrently."""
+        """Download the tree under ``remote`` into ``local_dir``, listing and downloading concurrently (at most
+        ``max_workers`` files, each large one over ``streams`` ranged streams)."""
         return folders.download_folder(
-            self._downloader, remote, local_dir, max_workers=max_workers, overwrite=overwrite, progress=progress
+            self._downloader,
+            remote,
+            local_dir,
+            max_workers=max_workers,
+            overwrite=overwrite,
+            progress=progress,
+            streams=streams,
         )
 
     # -- item operations ------------------------------------------------------------------------------

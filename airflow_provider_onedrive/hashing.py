@@ -81,6 +81,7 @@ class QuickXorHash:
     def __init__(self, data: bytes | None = None) -> None:
         self._state = 0
         self._length = 0
+        self._start = 0
         if data:
             self.update(data)
 
@@ -98,15 +99,35 @@ class QuickXorHash:
         self._state = state
         self._length = start + length
 
+    @classmethod
+    def starting_at(cls, offset: int) -> QuickXorHash:
+        """A hasher for the bytes from ``offset`` on (one range of a file fetched in parallel): each byte lands at
+        its absolute position, so the ranges' hashers :meth:`merge` into the whole file's."""
+        hasher = cls()
+        hasher._start = hasher._length = offset
+        return hasher
+
+    def merge(self, other: QuickXorHash) -> None:
+        """Add the bytes ``other`` hashed, which must start where this hasher's end (``other.start == length``)."""
+        if other.start != self._length:
+            raise ValueError(f"cannot merge a range starting at {other.start} after {self._length} bytes")
+        self._state ^= other._state
+        self._length = other._length
+
+    @property
+    def start(self) -> int:
+        """Offset of the first byte this hasher covers (0 unless made by :meth:`starting_at`)."""
+        return self._start
+
     @property
     def length(self) -> int:
-        """Number of bytes hashed so far."""
+        """Offset just past the last byte hashed (the number of bytes hashed, for a hasher starting at 0)."""
         return self._length
 
     def reset(self) -> None:
         """Start over from byte 0."""
         self._state = 0
-        self._length = 0
+        self._length = self._start = 0
 
     def digest(self) -> bytes:
         final = self._state ^ ((self._length & 0xFFFFFFFFFFFFFFFF) << 96)
@@ -118,7 +139,7 @@ class QuickXorHash:
 
     def copy(self) -> QuickXorHash:
         clone = QuickXorHash()
-        clone._state, clone._length = self._state, self._length
+        clone._state, clone._length, clone._start = self._state, self._length, self._start
         return clone
 
 

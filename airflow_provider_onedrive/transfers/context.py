@@ -21,7 +21,15 @@ from airflow_provider_onedrive.transfers.progress import ProgressCallback, Progr
 if TYPE_CHECKING:
     from airflow_provider_onedrive.graph import GraphClient
 
-__all__ = ["FRAGMENT_MULTIPLE", "MAX_FRAGMENT", "DriveContext", "DriveLike", "TransferSettings", "check_fragment_size"]
+__all__ = [
+    "FRAGMENT_MULTIPLE",
+    "MAX_FRAGMENT",
+    "DriveContext",
+    "DriveLike",
+    "TransferSettings",
+    "check_fragment_size",
+    "check_streams",
+]
 
 FRAGMENT_MULTIPLE = 320 * 1024
 MAX_FRAGMENT = 60 * 1024 * 1024
@@ -35,6 +43,13 @@ def check_fragment_size(size: int) -> int:
     if rounded >= MAX_FRAGMENT:
         raise OneDriveValidationError(f"fragment_size {size} is too big: Graph refuses fragments of 60 MiB or more")
     return rounded
+
+
+def check_streams(streams: object) -> int:
+    """Validate a number of download streams: 1 (one stream) to 16."""
+    if isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= 16:
+        raise OneDriveValidationError(f"download streams must be a whole number from 1 to 16, got {streams!r}")
+    return streams
 
 
 class DriveLike(Protocol):
@@ -54,6 +69,12 @@ class TransferSettings:
     lenient_office_hashes: bool = False
     progress_interval: float = 5.0
     progress_log_min_bytes: int = 8 * MIB
+    #: Streams for one large download (1 = one stream), from this size up, in ranges of this many bytes.
+    download_streams: int = 4
+    multi_stream_cutoff: int = 256 * MIB
+    multi_stream_chunk: int = 64 * MIB
+    #: fsync a download before renaming it into place (durable across a power loss; costs time on slow disks).
+    fsync_downloads: bool = True
 
     def __post_init__(self) -> None:
         threshold = self.simple_upload_threshold
@@ -61,6 +82,11 @@ class TransferSettings:
             raise OneDriveValidationError(f"simple_upload_threshold must be >= 0 bytes, got {threshold!r}")
         check_workers(self.max_workers, optional=False)
         object.__setattr__(self, "fragment_size", check_fragment_size(self.fragment_size))
+        check_streams(self.download_streams)
+        for name in ("multi_stream_cutoff", "multi_stream_chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < MIB:
+                raise OneDriveValidationError(f"{name} must be a whole number of bytes, at least 1 MiB; got {value!r}")
 
 
 class DriveContext:

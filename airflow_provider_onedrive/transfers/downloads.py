@@ -32,9 +32,10 @@ from airflow_provider_onedrive.errors import (
 )
 from airflow_provider_onedrive.hashing import QuickXorHash
 from airflow_provider_onedrive.transfers.common import verify_transfer
-from airflow_provider_onedrive.transfers.context import DriveContext
+from airflow_provider_onedrive.transfers.context import DriveContext, check_streams
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
+from airflow_provider_onedrive.transfers.ranged import FallBackToOneStream, RangedFetch
 
 __all__ = ["Downloader"]
 
@@ -151,8 +152,11 @@ class Downloader:
         overwrite: bool,
         progress: ProgressCallback | None,
         item: dict[str, Any] | None = None,
+        streams: int | None = None,
     ) -> DownloadResult:
         remote = _file_path(path)
+        settings = self.ctx.settings
+        streams = check_streams(streams) if streams is not None else settings.download_streams
         target = os.path.abspath(os.fspath(local_path))
         if os.path.isdir(target):
             raise OneDriveValidationError(f"{target} is a directory; give the local file path to write")
@@ -162,11 +166,16 @@ class Downloader:
         directory, name = os.path.split(target)
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(name)}.", suffix=".partial", dir=directory)
+        size = int(item.get("size") or 0)
         try:
             with os.fdopen(fd, "wb") as handle:
-                result = self._stream(remote, item, _Sink(handle), progress, target)
+                if streams > 1 and size >= settings.multi_stream_cutoff and "file" in item:
+                    result = self._ranged(remote, item, handle, size, streams, progress, target)
+                else:
+                    result = self._stream(remote, item, _Sink(handle), progress, target)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if settings.fsync_downloads:
+                    os.fsync(handle.fileno())
             modified = parse_datetime((item.get("fileSystemInfo") or {}).get("lastModifiedDateTime"))
             if modified is not None:
                 os.utime(tmp, (time.time(), modified.timestamp()))
@@ -176,6 +185,65 @@ class Downloader:
                 os.unlink(tmp)
             raise
         return result
+
+    def _ranged(
+        self,
+        remote: str,
+        item: dict[str, Any],
+        handle: IO[bytes],
+        size: int,
+        streams: int,
+        progress: ProgressCallback | None,
+        local_path: str,
+    ) -> DownloadResult:
+        """``streams`` ranged streams into the preallocated file; one stream from byte 0 if that cannot work."""
+        started = time.monotonic()
+        settings = self.ctx.settings
+        reporter = self.ctx.reporter(remote, size, "download", progress)
+
+        def refresh_url() -> str:
+            fresh = self._refresh(item)
+            if fresh.get("eTag") != item.get("eTag"):
+                raise FallBackToOneStream("the file changed during the download")
+            return self.download_url(fresh, fresh=True)
+
+        fd = handle.fileno()
+        os.ftruncate(fd, size)
+        fetch = RangedFetch(
+            self.ctx.graph,
+            remote,
+            fd,
+            size,
+            url=self.download_url(item),
+            refresh_url=refresh_url,
+            streams=streams,
+            chunk=settings.multi_stream_chunk,
+            reporter=reporter,
+            expired=_EXPIRED,
+            stream_errors=_STREAM_ERRORS,
+            retry_wait=self._stall_wait,
+            block_size=BLOCK_SIZE,
+        )
+        try:
+            hasher = fetch.run()
+        except FallBackToOneStream as why:
+            log.info("download %s: %s; fetching it again with one stream", remote, why)
+            os.ftruncate(fd, 0)
+            handle.seek(0)
+            return self._stream(remote, self.ctx.item(remote), _Sink(handle), progress, local_path)
+        digest = hasher.b64digest()
+        self._verify(remote, item, hasher.length, digest, size)
+        elapsed = time.monotonic() - started
+        log.info("download %s: %d bytes in %.2f s over %d streams", remote, size, elapsed, streams)
+        return DownloadResult(
+            path=remote,
+            local_path=local_path,
+            size=size,
+            id=item.get("id", ""),
+            hash=digest,
+            elapsed=round(elapsed, 6),
+            resumed=fetch.resumed,
+        )
 
     def download_to(self, path: str, fileobj: IO[bytes], *, progress: ProgressCallback | None = None) -> DownloadResult:
         remote = _file_path(path)

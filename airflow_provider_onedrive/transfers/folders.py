@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from airflow_provider_onedrive import paths
 from airflow_provider_onedrive.errors import OneDriveValidationError
 from airflow_provider_onedrive.transfers.common import check_workers
+from airflow_provider_onedrive.transfers.context import check_streams
 from airflow_provider_onedrive.transfers.listing import walk_tree
 from airflow_provider_onedrive.transfers.models import DownloadResult, UploadResult
 from airflow_provider_onedrive.transfers.progress import ProgressCallback
@@ -142,8 +143,11 @@ def download_folder(
     max_workers: int | None,
     overwrite: bool,
     progress: ProgressCallback | None,
+    streams: int | None = None,
 ) -> list[DownloadResult]:
     top = paths.normalize(remote)
+    if streams is not None:
+        check_streams(streams)
     local = os.path.abspath(os.fspath(local_dir))
     os.makedirs(local, exist_ok=True)
     futures: list[Future[DownloadResult]] = []
@@ -164,6 +168,7 @@ def download_folder(
                             overwrite=overwrite,
                             progress=progress,
                             item=item.raw,
+                            streams=streams,
                         )
                     )
         except BaseException:
