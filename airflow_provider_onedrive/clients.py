@@ -85,6 +85,10 @@ def drive_client(
     if graph is None:
         graph = graph_client(settings, provider if provider is not None else token_provider(settings))
     kwargs = dict(options or {})
+    if settings.download_streams is not None:
+        kwargs.setdefault("download_streams", settings.download_streams)
+    if settings.fsync_downloads is not None:
+        kwargs.setdefault("fsync_downloads", settings.fsync_downloads)
     if settings.upload_state and "state_store" not in kwargs and "state_dir" not in kwargs:
         kwargs["state_store"] = upload_state_store(settings.upload_state)
     return OneDriveClient(graph, drive_locator(settings, drive_id), **kwargs)

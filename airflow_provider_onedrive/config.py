@@ -97,6 +97,8 @@ class ConnectionSettings:
     read_timeout: float = 120.0
     token_store: str | None = None
     upload_state: str | None = None
+    download_streams: int | None = None
+    fsync_downloads: bool | None = None
 
     # -- derived values ---------------------------------------------------------------------------------
     @property
@@ -257,6 +259,8 @@ class _Parser:
             read_timeout=read_timeout,
             token_store=token_store,
             upload_state=self.upload_state(),
+            download_streams=self.download_streams(),
+            fsync_downloads=self.flag("fsync_downloads"),
         )
 
     def auth_type(self) -> str:
@@ -495,6 +499,31 @@ class _Parser:
         if not value > 0 or value == float("inf"):
             raise self.fail(f"extra {name!r} must be a positive number of seconds, got {raw!r}")
         return value
+
+    def download_streams(self) -> int | None:
+        raw = self.get("download_streams")
+        if raw is None or raw == "":
+            return None
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise self.fail(f"extra 'download_streams' must be a whole number from 1 to 16, got {raw!r}") from None
+        if not 1 <= value <= 16:
+            raise self.fail(f"extra 'download_streams' must be from 1 (one stream) to 16, got {value}")
+        return value
+
+    def flag(self, name: str) -> bool | None:
+        raw = self.get(name)
+        if raw is None or raw == "":
+            return None
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise self.fail(f"extra {name!r} must be true or false, got {raw!r}")
 
     def token_store(self) -> str | None:
         store = self.text("token_store")

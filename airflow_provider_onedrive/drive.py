@@ -54,8 +54,8 @@ class OneDriveClient:
     :param progress_log_min_bytes: transfers smaller than this log no progress lines (the callback still runs).
     :param download_streams: streams fetching one large file at once (ranged requests written in place); 1 turns
         it off. Real links cap each stream, so several fill the link (see docs/performance.md).
-    :param multi_stream_cutoff: files from this size up use ``download_streams`` streams (default 256 MiB).
-    :param multi_stream_chunk: bytes per ranged request (default 64 MiB).
+    :param multi_stream_cutoff: files from this size up use ``download_streams`` streams (default 64 MiB).
+    :param multi_stream_chunk: bytes per ranged request (default 16 MiB).
     :param fsync_downloads: fsync each download before renaming it into place, so a power loss cannot leave a
         renamed but empty file (default True; False is faster on slow disks and is what rclone does).
     """
@@ -75,8 +75,8 @@ class OneDriveClient:
         progress_interval: float = 5.0,
         progress_log_min_bytes: int = 8 * MIB,
         download_streams: int = 4,
-        multi_stream_cutoff: int = 256 * MIB,
-        multi_stream_chunk: int = 64 * MIB,
+        multi_stream_cutoff: int = 64 * MIB,
+        multi_stream_chunk: int = 16 * MIB,
         fsync_downloads: bool = True,
     ) -> None:
         self.settings = TransferSettings(

@@ -75,6 +75,15 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "cache folder), airflow (the metadata DB, shared by all workers), or a URL every worker reaches, e.g. "
         "file:///mnt/shared/onedrive-uploads.",
     ),
+    "download_streams": _text(
+        "Download streams",
+        "Streams fetching one file of 64 MiB or more at once (1 to 16; default 4; 1 turns ranged downloads off).",
+    ),
+    "fsync_downloads": _text(
+        "Sync downloads to disk",
+        "true (default): each download is fsynced before it is renamed into place; false is faster on slow disks.",
+        enum=["true", "false"],
+    ),
     "cloud": _text(
         "Cloud",
         "Microsoft cloud: global, us_gov (GCC High), us_gov_dod (DoD) or china (21Vianet).",

@@ -46,6 +46,11 @@ def register(subparsers: Any) -> None:
     get.add_argument("local", nargs="?", help="local file or folder")
     get.add_argument("-r", "--recursive", action="store_true", help="download a folder with its contents")
     get.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    get.add_argument(
+        "--streams",
+        type=int,
+        help="ranged streams for each file of 64 MiB or more (1-16; default: the connection's, else 4; 1 = off)",
+    )
     add_connection_arguments(get)
     get.set_defaults(func=lambda a: run_safely(_get, a))
 
@@ -115,13 +120,13 @@ def _get(args: argparse.Namespace) -> int:
     remote_name = args.remote.rstrip("/").rsplit("/", 1)[-1] or "onedrive"
     local = Path(args.local) if args.local else Path(remote_name)
     if args.recursive:
-        results = client.download_folder(args.remote, local, progress=bar)
+        results = client.download_folder(args.remote, local, progress=bar, streams=args.streams)
         total = sum(r.size for r in results)
         print(f"downloaded {len(results)} files ({total} bytes) into {local}")
         return EXIT_OK
     if local.is_dir():
         local = local / remote_name
-    result = client.download_file(args.remote, local, progress=bar)
+    result = client.download_file(args.remote, local, progress=bar, streams=args.streams)
     print(f"downloaded {result.path} -> {result.local_path} ({result.size} bytes, quickXorHash {result.hash})")
     return EXIT_OK
 

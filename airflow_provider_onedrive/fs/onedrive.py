@@ -373,7 +373,8 @@ class OneDriveFileSystem(AbstractFileSystem):
     def get_file(
         self, rpath: str, lpath: Any, callback: Callback = DEFAULT_CALLBACK, outfile: Any = None, **kwargs: Any
     ) -> None:
-        """Download through the transfer engine (temp file, verified, then renamed into place)."""
+        """Download through the transfer engine (temp file, verified, then renamed into place); ``streams=N``
+        (``fs.get(..., streams=N)``) sets the ranged streams of a large file (default: the client's)."""
         rpath = self._strip_protocol(rpath)
         if isfilelike(lpath):
             self.client.download_to(rpath, lpath)
@@ -385,7 +386,7 @@ class OneDriveFileSystem(AbstractFileSystem):
         callback.set_size(info["size"])
         parent = os.path.dirname(os.path.abspath(lpath))
         os.makedirs(parent, exist_ok=True)
-        self.client.download_file(rpath, lpath)
+        self.client.download_file(rpath, lpath, streams=kwargs.get("streams"))
         callback.absolute_update(info["size"])
 
     def _open(

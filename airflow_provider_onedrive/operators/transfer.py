@@ -20,6 +20,7 @@ from airflow_provider_onedrive.operators.base import (
 )
 from airflow_provider_onedrive.paths import join, local_child
 from airflow_provider_onedrive.transfers.common import check_workers
+from airflow_provider_onedrive.transfers.context import check_streams
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
@@ -172,6 +173,8 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
     :param remote_path: remote file, folder or glob such as ``incoming/*.csv`` (templated).
     :param local_path: local file or directory (templated); directories are created as needed.
     :param max_workers: files transferred at once for a folder or a glob (default: the client's, 8).
+    :param streams: ranged streams for each file of 64 MiB or more (1 to 16; default: the connection's
+        ``download_streams``, else 4; 1 = one stream). At most ``max_workers`` x ``streams`` connections at once.
     :param onedrive_conn_id: the ``onedrive`` connection (templated).
     :return: (XCom) the list of local file paths written (a glob matching nothing gives ``[]``).
     """
@@ -185,11 +188,13 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
         remote_path: str,
         local_path: str | os.PathLike[str],
         max_workers: int | None = None,
+        streams: int | None = None,
         onedrive_conn_id: str = "onedrive_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(onedrive_conn_id=onedrive_conn_id, **kwargs)
         self.max_workers = check_workers(max_workers)
+        self.streams = check_streams(streams) if streams is not None else None
         self.remote_path = remote_path
         self.local_path = os.fspath(local_path)
         if not is_templated(remote_path):
@@ -207,13 +212,17 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
                 item = client.info(remote)
                 if item.is_folder:
                     self.log.info("Downloading folder %s to %s", remote, self.local_path)
-                    results = list(client.download_folder(remote, self.local_path, max_workers=self.max_workers))
+                    results = list(
+                        client.download_folder(
+                            remote, self.local_path, max_workers=self.max_workers, streams=self.streams
+                        )
+                    )
                 else:
                     # the name as asked for (the server's spelling only when it is the same name)
                     asked = remote.rsplit("/", 1)[-1]
                     target = self._file_target(item.name if item.name.lower() == asked.lower() else asked)
                     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-                    results = [client.download_file(remote, target)]
+                    results = [client.download_file(remote, target, streams=self.streams)]
         for result in results:
             self.log.info("%s -> %s: %s", result.path, result.local_path, describe_rate(result.size, result.elapsed))
         total = sum(r.size for r in results)
@@ -236,7 +245,7 @@ class OneDriveDownloadOperator(OneDriveBaseOperator):
             relative = item.path[len(base) :].lstrip("/") if base else item.path
             target = Path(local_child(self.local_path, relative))
             target.parent.mkdir(parents=True, exist_ok=True)
-            return client.download_file(item.path, str(target))
+            return client.download_file(item.path, str(target), streams=self.streams)
 
         files = [item for item in client.glob(pattern) if not item.is_folder]
         return _concurrently(fetch, files, self.max_workers or client.max_workers)

@@ -71,8 +71,8 @@ class TransferSettings:
     progress_log_min_bytes: int = 8 * MIB
     #: Streams for one large download (1 = one stream), from this size up, in ranges of this many bytes.
     download_streams: int = 4
-    multi_stream_cutoff: int = 256 * MIB
-    multi_stream_chunk: int = 64 * MIB
+    multi_stream_cutoff: int = 64 * MIB
+    multi_stream_chunk: int = 16 * MIB
     #: fsync a download before renaming it into place (durable across a power loss; costs time on slow disks).
     fsync_downloads: bool = True
 

@@ -62,6 +62,8 @@ def graph_writes(drive) -> list[str]:
         (OneDriveDeleteOperator, {"paths": ["ok.txt", "onedrive://"]}, "drive root"),
         (OneDriveDeleteOperator, {"paths": "*"}, "everything in the drive root"),
         (OneDriveDeleteOperator, {"paths": "/**"}, "everything in the drive root"),
+        (OneDriveDownloadOperator, {"remote_path": "a", "local_path": "/tmp/x", "streams": 0}, "streams"),
+        (OneDriveDownloadOperator, {"remote_path": "a", "local_path": "/tmp/x", "streams": 32}, "streams"),
         (OneDriveDeleteOperator, {"paths": None}, "paths must be"),
         (OneDriveDeleteOperator, {"paths": 5}, "paths must be"),
         (OneDriveDeleteOperator, {"paths": ["a.txt", None]}, "must be a string"),

@@ -240,3 +240,13 @@ def test_demo_runs_a_dag_and_prints_the_tree(tmp_path):
     assert "example_onedrive_routing         success" in result.stdout
     assert "What landed in the emulated OneDrive" in result.stdout
     assert "  tables/\n    measurements.csv" in result.stdout
+
+
+def test_get_takes_a_number_of_streams(onedrive_emulator, conn_args, tmp_path, capsys):
+    onedrive_emulator.put_file("s/a.bin", b"abc")
+    assert main(["get", "s/a.bin", str(tmp_path / "a.bin"), "--streams", "2", *conn_args, "--no-progress"]) == 0
+    assert (tmp_path / "a.bin").read_bytes() == b"abc"
+    onedrive_emulator.clear_requests()
+    assert main(["get", "s/a.bin", str(tmp_path / "b.bin"), "--streams", "0", *conn_args]) == EXIT_USAGE
+    assert "streams" in capsys.readouterr().err
+    assert [r for r in onedrive_emulator.requests if r.kind != "identity"] == []  # refused before any Graph call

@@ -78,3 +78,16 @@ def test_records_round_trip_privately_and_expired_ones_are_forgotten(tmp_path, k
 def test_fsspec_store_needs_a_url():
     with pytest.raises(OneDriveConfigError, match="scheme"):
         FsspecStateStore("/mnt/shared")
+
+
+def test_download_settings_come_from_the_connection():
+    from airflow_provider_onedrive.clients import drive_client
+
+    parsed = settings(download_streams="8", fsync_downloads="false")
+    assert (parsed.download_streams, parsed.fsync_downloads) == (8, False)
+    client = drive_client(parsed, lambda: "unused")
+    assert client.settings.download_streams == 8 and client.settings.fsync_downloads is False
+    assert drive_client(settings(), lambda: "unused").settings.download_streams == 4  # the default
+    for bad, field in ((0, "download_streams"), ("many", "download_streams"), ("maybe", "fsync_downloads")):
+        with pytest.raises(OneDriveConfigError, match=field):
+            settings(**{field: bad})
