@@ -14,6 +14,7 @@ __all__ = [
     "CONFLICT_BEHAVIOURS",
     "CONFLICT_PARAM",
     "MIB",
+    "StallStreak",
     "check_conflict",
     "check_seconds",
     "check_workers",
@@ -59,6 +60,22 @@ def check_seconds(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value != value:
         raise OneDriveValidationError(f"{what} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+class StallStreak:
+    """Breaks of one stream in a row without progress, and since when: what the retry policy decides on."""
+
+    def __init__(self) -> None:
+        self.stalls = 0
+        self.since = time.monotonic()
+        self._at = -1
+
+    def broke(self, position: int) -> None:
+        """The stream broke at byte ``position``; progress since the previous break starts a new streak."""
+        if position != self._at:
+            self.stalls, self.since = 0, time.monotonic()
+        self._at = position
+        self.stalls += 1
 
 
 def verify_transfer(

@@ -31,7 +31,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.hashing import QuickXorHash
-from airflow_provider_onedrive.transfers.common import verify_transfer
+from airflow_provider_onedrive.transfers.common import StallStreak, verify_transfer
 from airflow_provider_onedrive.transfers.context import DriveContext, check_streams
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
@@ -270,10 +270,9 @@ class Downloader:
         remote, hasher = download.remote, download.hasher
         done = 0
         total: int | None = None
-        resumed = stalls = refreshes = 0
-        streak_started = time.monotonic()
+        resumed = refreshes = 0
+        streak = StallStreak()
         while True:
-            before = done
             try:
                 total = self._fetch(download, done)
                 if total is not None and hasher.length < total:
@@ -294,15 +293,13 @@ class Downloader:
                 download.item = fresh
                 download.url = self.download_url(fresh, fresh=True)
             except _STREAM_ERRORS as exc:
-                if hasher.length != before or not stalls:  # progress since the last break: a new streak
-                    stalls, streak_started = 0, time.monotonic()
-                stalls += 1
-                wait = self._stall_wait(stalls, streak_started)
+                streak.broke(hasher.length)
+                wait = self._stall_wait(streak.stalls, streak.since)
                 if wait is None:
                     raise OneDriveTransportError(
                         f"download {remote}: the connection kept failing ({type(exc).__name__}) at byte "
                         f"{hasher.length}",
-                        attempts=stalls,
+                        attempts=streak.stalls,
                     ) from None
                 log.warning(
                     "download %s: stream broke at byte %d (%s); resuming", remote, hasher.length, type(exc).__name__

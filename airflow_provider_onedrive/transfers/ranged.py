@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from airflow_provider_onedrive.errors import OneDriveIntegrityError, OneDriveTransportError
 from airflow_provider_onedrive.hashing import QuickXorHash
+from airflow_provider_onedrive.transfers.common import StallStreak
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.graph import GraphClient
@@ -116,13 +116,11 @@ class RangedFetch:
 
     def _fetch_range(self, start: int, end: int) -> QuickXorHash:
         hasher = QuickXorHash.starting_at(start)  # hasher.length: the next byte this range needs
-        stalls = 0
-        streak = time.monotonic()
+        streak = StallStreak()
         while hasher.length < end:
             if self._stop.is_set():
                 raise FallBackToOneStream("another range failed")
             url = self.url
-            before = hasher.length
             try:
                 self._read(url, end, hasher)
             except _Expired:
@@ -130,15 +128,13 @@ class RangedFetch:
                 continue
             except self.stream_errors as exc:
                 pos = hasher.length
-                if pos != before or not stalls:
-                    stalls, streak = 0, time.monotonic()
-                stalls += 1
-                wait = self.retry_wait(stalls, streak)
+                streak.broke(pos)
+                wait = self.retry_wait(streak.stalls, streak.since)
                 if wait is None:
                     raise OneDriveTransportError(
                         f"download {self.remote}: the range {start}-{end - 1} kept failing ({type(exc).__name__}) "
                         f"at byte {pos}",
-                        attempts=stalls,
+                        attempts=streak.stalls,
                     ) from None
                 log.warning(
                     "download %s: range broke at byte %d (%s); resuming it", self.remote, pos, type(exc).__name__

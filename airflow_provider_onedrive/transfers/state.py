@@ -97,6 +97,22 @@ class SessionState:
         return cls(**data)
 
 
+def _write_private(directory: str, name: str, data: bytes) -> None:
+    """Write ``directory/name`` whole, mode 0600: a temporary file, fsync, then rename (readers never see half)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, os.path.join(directory, name))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def state_key(source_path: str, destination: str, *, drive_id: str, identity: str) -> str:
     """A record's name: source file, Graph host and path, resolved drive id and account, hashed."""
     material = "\0".join((source_path, destination, drive_id, identity))
@@ -162,18 +178,7 @@ class UploadStateStore:
     def save(self, key: str, state: SessionState) -> None:
         """Write atomically with mode 0600 (a reader sees the old record or the new one, never half)."""
         self._ensure_dir()
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(state.to_json())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._file(key))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        _write_private(str(self.directory), f"{key}.json", state.to_json().encode())
 
     def forget(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -231,18 +236,7 @@ class FsspecStateStore:
             self.fs.pipe_file(self._path(key), data)
             return
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path(key))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        _write_private(self.root, f"{key}.json", data)
 
     def forget(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
