@@ -139,6 +139,21 @@ def test_operators_close_their_client_after_execute(drive, monkeypatch):
     assert len(closed) == 2  # after success and after failure
 
 
+def test_upload_without_preserving_mtime_sends_one_request_per_small_file(drive, tmp_path):
+    local = tmp_path / "batch"
+    local.mkdir()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (local / name).write_text(name)
+    drive.clear_requests()
+    run(OneDriveUploadOperator(task_id="t", local_path=str(local), remote_path="fast", preserve_mtime=False))
+    writes = graph_writes(drive)
+    assert [w for w in writes if w.startswith("PATCH")] == []
+    assert len([w for w in writes if w.startswith("PUT")]) == 3
+    drive.clear_requests()
+    run(OneDriveUploadOperator(task_id="t", local_path=str(local), remote_path="kept"))  # the default keeps mtimes
+    assert len([w for w in graph_writes(drive) if w.startswith("PATCH")]) == 3
+
+
 def test_upload_never_overwrites_by_default(drive):
     drive.put_file("out/a.txt", b"precious")
     with pytest.raises(OneDriveConflictError) as info:
