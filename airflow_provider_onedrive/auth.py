@@ -11,7 +11,6 @@ another worker) starts from it instead of the connection's original, which expir
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 from airflow_provider_onedrive.config import RESERVED_SCOPES, ConnectionSettings, certificate_thumbprints
 from airflow_provider_onedrive.errors import OneDriveAuthError
 from airflow_provider_onedrive.graph import make_session, token_identity
-from airflow_provider_onedrive.token_stores import NullTokenStore, RefreshTokenStore, StoredToken
+from airflow_provider_onedrive.token_stores import NullTokenStore, RefreshTokenStore, StoredToken, token_fingerprint
 
 __all__ = [
     "EXPIRY_MARGIN",
@@ -198,7 +197,7 @@ def _identity(settings: ConnectionSettings, result: dict[str, Any]) -> str:
 
 
 def _token_fingerprint(token: str | None) -> str:
-    return hashlib.sha256((token or "").encode()).hexdigest()[:16]
+    return token_fingerprint(token)
 
 
 class MsalTokenProvider:
@@ -292,7 +291,16 @@ class MsalTokenProvider:
                 # Another worker may have rotated the token meanwhile (stores without a lock): try its token once.
                 newer = self._newest_refresh_token(credential)
                 if newer != refresh_token:
-                    result = self._redeem(credential, newer)
+                    refresh_token, result = newer, self._redeem(credential, newer)
+            own = self.settings.refresh_token
+            if result.get("error") == "invalid_grant" and own and refresh_token != own:
+                # The stored token is dead (revoked, expired, or from another sign-in): the connection's own
+                # token may still be valid, since the identity platform does not revoke used refresh tokens.
+                log.warning(
+                    "connection %r: the stored refresh token was refused; trying the connection's own",
+                    self.settings.conn_id,
+                )
+                result = self._redeem(credential, own)
             if "access_token" not in result:
                 raise auth_error(self.settings, result, "redeeming the refresh token")
             rotated = result.get("refresh_token")

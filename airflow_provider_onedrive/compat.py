@@ -42,6 +42,7 @@ __all__ = [
     "get_variable",
     "mask_secret",
     "set_variable",
+    "variable_keys",
 ]
 
 _SOURCES: dict[str, str] = {
@@ -100,6 +101,18 @@ def set_variable(key: str, value: str, description: str | None = None) -> None:
     from airflow.models.variable import Variable as DbVariable
 
     DbVariable.set(key, value, description=description)
+
+
+def variable_keys(prefix: str) -> list[str]:
+    """Keys of the Variables whose names start with ``prefix``, from the metadata DB (servers and CLIs only:
+    a task cannot list Variables)."""
+    from airflow.models.variable import Variable as DbVariable
+    from airflow.utils.session import create_session
+
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with create_session() as session:
+        rows = session.query(DbVariable.key).filter(DbVariable.key.like(pattern, escape="\\")).all()
+    return sorted(row[0] for row in rows)
 
 
 def delete_variable(key: str) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "RefreshTokenStore",
     "StoredToken",
     "store_for_settings",
+    "token_fingerprint",
 ]
 
 log = logging.getLogger("airflow_provider_onedrive.token_stores")
@@ -53,6 +54,11 @@ class RefreshTokenStore(Protocol):
     def load(self) -> str | None: ...
 
     def save(self, token: str) -> None: ...
+
+
+def token_fingerprint(token: str | None) -> str:
+    """A short hash naming a refresh token (never the token): what a stored token records as its origin."""
+    return hashlib.sha256((token or "").encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from airflow_provider_onedrive.errors import (
 if TYPE_CHECKING:
     from airflow_provider_onedrive.config import ConnectionSettings
     from airflow_provider_onedrive.drive import OneDriveClient
+    from airflow_provider_onedrive.token_stores import RefreshTokenStore
     from airflow_provider_onedrive.transfers.models import ProgressEvent
 
 __all__ = [
@@ -124,8 +125,18 @@ def _from_fields(conn_id: str, conn: dict[str, Any]) -> Resolved:
     if isinstance(extra, str):
         extra = json.loads(extra) if extra.strip() else {}
     settings = ConnectionSettings.from_connection_fields(conn_id, conn.get("login"), conn.get("password"), extra)
-    provider = token_provider(settings, store=store_for_settings(settings, default="memory"))
+    store = _variable_store_of(settings) if settings.is_delegated and not settings.token_store else None
+    provider = token_provider(settings, store=store or store_for_settings(settings, default="memory"))
     return Resolved(conn_id, settings, lambda: drive_client(settings, provider), provider.get_token)
+
+
+def _variable_store_of(settings: ConnectionSettings) -> RefreshTokenStore | None:
+    """Where Airflow keeps this delegated connection's newest token, when Airflow and its DB are here."""
+    try:
+        from airflow_provider_onedrive.hooks.onedrive import variable_store_descending_from
+    except ImportError:
+        return None
+    return variable_store_descending_from(settings.refresh_token)
 
 
 def resolve(args: argparse.Namespace) -> Resolved:

@@ -43,7 +43,36 @@ TEST_CONNECTION_TIMEOUT = (5.0, 10.0)
 
 def variable_name(conn_id: str) -> str:
     """The Airflow Variable holding a connection's newest refresh token (masked: the name contains 'token')."""
-    return f"onedrive_refresh_token__{conn_id}"
+    return f"{_VARIABLE_PREFIX}{conn_id}"
+
+
+_VARIABLE_PREFIX = "onedrive_refresh_token__"
+
+
+def variable_store_descending_from(refresh_token: str | None) -> VariableTokenStore | None:
+    """The Variable store holding the newest token descended from ``refresh_token`` (the connection's own), if
+    any: how Test Connection (which Airflow runs under a random connection id) and the CLI's ``--connection``
+    find where the real connection keeps its rotated tokens. None without a metadata DB or such a Variable."""
+    if not refresh_token:
+        return None
+    from airflow_provider_onedrive.compat import variable_keys
+    from airflow_provider_onedrive.token_stores import StoredToken, token_fingerprint
+
+    origin = token_fingerprint(refresh_token)
+    try:
+        keys = variable_keys(_VARIABLE_PREFIX)
+    except Exception as exc:  # no metadata DB here (a CLI on a laptop), or no access to it
+        log.debug("cannot list refresh-token Variables: %s", type(exc).__name__)
+        return None
+    for key in keys:
+        store = VariableTokenStore(key)
+        try:
+            stored = StoredToken.decode(store.load())
+        except ValueError:
+            continue
+        if stored is not None and stored.origin == origin:
+            return store
+    return None
 
 
 class VariableTokenStore:
@@ -310,9 +339,22 @@ class OneDriveHook(BaseHook):
         )
         if settings.is_delegated and (self.token_store or settings.token_store or "variable") == "variable":
             # The api-server tests a copy under a random connection id: a Variable named after it would be junk.
+            # The real connection's Variable is the one whose token descends from this connection's token; the
+            # rotated token goes there. A connection never used yet has none: its new token stays in memory
+            # (the old one stays valid: the identity platform does not revoke used refresh tokens).
+            existing = variable_store_descending_from(settings.refresh_token)
+            if existing is not None:
+                return check_connection(short, self._provider_with(short, existing), self._make_graph)
             short = dataclasses.replace(short, token_store="memory")
             return check_connection(short, self._with_store(short, "memory"), self._make_graph)
         return check_connection(short, self._make_provider(short), self._make_graph)
+
+    @staticmethod
+    def _provider_with(settings: ConnectionSettings, store: RefreshTokenStore) -> MsalTokenProvider:
+        from airflow_provider_onedrive.clients import token_provider
+        from airflow_provider_onedrive.compat import mask_secret
+
+        return token_provider(settings, store=store, on_new_secret=mask_secret)
 
     def _with_store(self, settings: ConnectionSettings, store: str) -> MsalTokenProvider:
         from airflow_provider_onedrive.clients import token_provider

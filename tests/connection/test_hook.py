@@ -122,7 +122,17 @@ def test_file_pass_throughs(emu, tmp_path):
     assert not hook.exists("up/in.bin") and hook.exists("made/here")
 
 
-def test_default_variable_store_rotates_across_runs(emu, airflow_db):
+@pytest.fixture
+def token_variables(airflow_db):
+    """No refresh-token Variables left by earlier tests (their tokens belong to an emulator state since reset)."""
+    from airflow_provider_onedrive.compat import delete_variable, variable_keys
+
+    for key in variable_keys("onedrive_refresh_token__"):
+        delete_variable(key)
+    return airflow_db
+
+
+def test_default_variable_store_rotates_across_runs(emu, token_variables):
     emu.settings.refresh_token_lifetime = 60
     original = emu.connection("delegated")["extra"]["refresh_token"]
     for _run in range(3):
@@ -135,7 +145,7 @@ def test_default_variable_store_rotates_across_runs(emu, airflow_db):
     assert variable_name("od_delegated") == "onedrive_refresh_token__od_delegated"
 
 
-def test_delegated_test_connection_writes_no_variable(emu, airflow_db, monkeypatch):
+def test_delegated_test_connection_writes_no_variable(emu, token_variables, monkeypatch):
     saved: list[str] = []
     monkeypatch.setattr(VariableTokenStore, "save", lambda self, token: saved.append(self.key))
     assert OneDriveHook("od_delegated").test_connection()[0]
@@ -154,3 +164,39 @@ def test_upload_state_comes_from_the_extra_then_the_provider_config(emu, monkeyp
     monkeypatch.setenv("AIRFLOW_CONN_OD_SHARED", json.dumps(conn))
     store = OneDriveHook(onedrive_conn_id="od_shared").get_conn().state_store
     assert isinstance(store, FsspecStateStore) and store.url == (tmp_path / "shared").as_uri()
+
+
+def test_test_connection_keeps_the_newest_token_in_the_real_connections_variable(emu, token_variables, monkeypatch):
+    """Airflow tests a copy of the connection under a random id; the rotated token goes to the Variable of the
+    connection whose stored token descends from this one's (found by its origin fingerprint), not to junk."""
+    from airflow_provider_onedrive.compat import get_variable, variable_keys
+
+    clear_credential_cache()
+    hook = OneDriveHook("od_delegated")  # a task run: the connection's Variable now holds a rotated token
+    assert hook.get(hook.get_drive_base())["name"] == "OneDrive"
+    before = StoredToken.decode(get_variable(variable_name("od_delegated")))
+    assert before is not None
+    monkeypatch.setenv("AIRFLOW_CONN_TRANSIENTX1", json.dumps(emu.connection("delegated")))  # as the api-server does
+    clear_credential_cache()
+    emu.advance_time(10)
+    ok, message = OneDriveHook("transientx1").test_connection()
+    assert ok, message
+    after = StoredToken.decode(get_variable(variable_name("od_delegated")))
+    assert after is not None and after.token != before.token and after.origin == before.origin
+    assert variable_name("transientx1") not in variable_keys("onedrive_refresh_token__")
+
+
+def test_cli_connection_json_keeps_the_newest_token_where_airflow_keeps_it(emu, token_variables, monkeypatch):
+    from airflow_provider_onedrive.commands.common import _from_fields
+    from airflow_provider_onedrive.compat import get_variable
+
+    clear_credential_cache()
+    hook = OneDriveHook("od_delegated")
+    assert hook.get(hook.get_drive_base())["name"] == "OneDrive"
+    before = StoredToken.decode(get_variable(variable_name("od_delegated")))
+    clear_credential_cache()
+    emu.advance_time(10)
+    resolved = _from_fields("from-json", emu.connection("delegated"))
+    assert resolved.token_factory()
+    after = StoredToken.decode(get_variable(variable_name("od_delegated")))
+    assert after is not None and before is not None and after.token != before.token

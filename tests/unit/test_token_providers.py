@@ -223,6 +223,25 @@ def test_invalid_grant_retries_once_with_token_another_worker_saved(identity):
     assert StoredToken.decode(store.load()).token == "rt-next"
 
 
+def test_a_dead_stored_token_falls_back_to_the_connections_own(identity):
+    """A stored token descending from the connection's but refused (revoked, or from an earlier sign-in state):
+    the connection's own token is tried once, since used refresh tokens are not revoked."""
+    from airflow_provider_onedrive.token_stores import token_fingerprint
+
+    store = MemoryTokenStore(StoredToken("rt-dead", origin=token_fingerprint("rt-0"), saved_at=time.time()).encode())
+
+    def respond(request, context):
+        if form(request)["refresh_token"] == "rt-dead":
+            context.status_code = 400
+            return {"error": "invalid_grant", "error_description": "AADSTS50173: The provided grant was revoked."}
+        return {"access_token": "at-ok", "refresh_token": "rt-next", "expires_in": 3600}
+
+    identity.post(TOKEN_URL, json=respond)
+    assert build_token_provider(delegated_settings(), store=store).get_token() == "at-ok"
+    assert [form(r)["refresh_token"] for r in token_posts(identity)] == ["rt-dead", "rt-0"]
+    assert StoredToken.decode(store.load()).token == "rt-next"
+
+
 def test_expired_refresh_token_error_names_the_fix(identity):
     identity.post(
         TOKEN_URL,
