@@ -1,4 +1,5 @@
-"""A retry on another worker resumes a killed upload through a shared upload-state store.
+"""A killed upload resumes in a new process: on the same machine through its local state folder, and on another
+worker through a shared upload-state store.
 
 Two real processes with different local state folders (as two Celery workers or Kubernetes pods have), one store
 they share: a folder both reach (an fsspec ``file://`` URL, as a shared volume) or the Airflow metadata DB. The
@@ -26,7 +27,7 @@ SIZE = 40 * FRAGMENT + 5
 WORKER = str(Path(__file__).with_name("resume_worker.py"))
 
 
-def worker(emu, tmp_path, src, attempt: int, state_store: str | None) -> list[str]:
+def worker(emu, tmp_path, src, attempt: int, state_store: str | None, *, same_machine: bool = False) -> list[str]:
     config = {
         "emulator": {
             "client_id": emu.client_id,
@@ -36,7 +37,8 @@ def worker(emu, tmp_path, src, attempt: int, state_store: str | None) -> list[st
             "graph_url": emu.graph_url,
             "drive_id": emu.drive_id,
         },
-        "state_dir": str(tmp_path / f"worker-{attempt}-cache"),  # never shared, like two machines' caches
+        # one cache folder on one machine; two machines' caches are never shared
+        "state_dir": str(tmp_path / ("cache" if same_machine else f"worker-{attempt}-cache")),
         "state_store": state_store,
         "source": str(src),
         "destination": "f/big.bin",
@@ -65,19 +67,23 @@ def source(tmp_path, payload):
     return write(tmp_path / "big.bin", data), data
 
 
-@pytest.mark.parametrize("store", ["shared-folder", "airflow"])
-def test_a_retry_on_another_worker_resumes_through_the_shared_store(emu, tmp_path, source, store, request):
+@pytest.mark.parametrize("store", ["same-machine", "shared-folder", "airflow"])
+def test_a_killed_upload_resumes_in_the_next_process(emu, tmp_path, source, store, request):
     src, data = source
+    spec: str | None = None
     if store == "airflow":
         request.getfixturevalue("airflow_db")  # the suite's migrated metadata DB, seen by both processes
         spec = "airflow"
-    else:
+    elif store == "shared-folder":
         spec = (tmp_path / "shared").as_uri()
-    acknowledged = kill_mid_upload(emu, worker(emu, tmp_path, src, 1, spec))
+    same = store == "same-machine"
+    acknowledged = kill_mid_upload(emu, worker(emu, tmp_path, src, 1, spec, same_machine=same))
     assert emu.item("f/big.bin") is None
+    if same:
+        assert len(os.listdir(tmp_path / "cache")) == 1  # the session is remembered for the retry
 
     second = subprocess.run(
-        worker(emu, tmp_path, src, 2, spec), capture_output=True, text=True, timeout=120, check=True
+        worker(emu, tmp_path, src, 2, spec, same_machine=same), capture_output=True, text=True, timeout=120, check=True
     )
     result = json.loads(second.stdout.strip().splitlines()[-1])
     assert emu.read_file("f/big.bin") == data and result["hash"] == quickxorhash(data)
@@ -89,6 +95,8 @@ def test_a_retry_on_another_worker_resumes_through_the_shared_store(emu, tmp_pat
     assert [r for r in second_run if r.path.endswith("createUploadSession")] == []  # it resumed, not restarted
     if store == "shared-folder":
         assert os.listdir(tmp_path / "shared") == []  # the record is gone once the upload committed
+    if same:
+        assert os.listdir(tmp_path / "cache") == []
     assert emu.uploads.active() == []
 
 

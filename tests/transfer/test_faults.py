@@ -3,12 +3,7 @@ fails with a clear typed error, leaving no partial local file and no forgotten u
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -177,53 +172,6 @@ def test_locked_file_gives_a_clear_error(client, emu):
     emu.faults.add("status", status=423, code="locked", kind="graph", method="PUT")
     with pytest.raises(OneDriveLockedError, match="locked"):
         client.upload_bytes(b"y", "f/report.xlsx", conflict="replace")
-
-
-def test_process_killed_mid_upload_resumes_in_a_new_process(emu, tmp_path, payload):
-    size = 40 * FRAGMENT + 5
-    data = payload(size)
-    src = write(tmp_path / "big.bin", data)
-    config = json.dumps(
-        {
-            "emulator": {
-                "client_id": emu.client_id,
-                "client_secret": emu.client_secret,
-                "authority": emu.authority,
-                "ca_bundle": emu.ca_bundle,
-                "graph_url": emu.graph_url,
-                "drive_id": emu.drive_id,
-            },
-            "state_dir": str(tmp_path / "state"),
-            "source": str(src),
-            "destination": "f/big.bin",
-        }
-    )
-
-    def worker(attempt: int) -> list[str]:
-        run = json.dumps({**json.loads(config), "attempt": attempt})
-        return [sys.executable, str(Path(__file__).with_name("resume_worker.py")), run]
-
-    emu.faults.add("latency", kind="upload", method="PUT", seconds=0.05)
-    first = subprocess.Popen(worker(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while len([r for r in uploads(emu) if r.status == 202]) < 10:
-        assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    acknowledged = sum(r.bytes_in for r in uploads(emu) if r.status == 202)
-    assert emu.item("f/big.bin") is None and len(os.listdir(tmp_path / "state")) == 1
-    emu.faults.clear()
-    second = subprocess.run(worker(2), capture_output=True, text=True, timeout=120, check=True)
-    result = json.loads(second.stdout.strip().splitlines()[-1])
-    assert emu.read_file("f/big.bin") == data and result["hash"] == quickxorhash(data)
-    assert result["resumed_from"] >= acknowledged - FRAGMENT > 0
-    # the second run's own requests (the killed run's last fragment may still be logged while it runs)
-    resent = sum(r.bytes_in for r in uploads(emu) if "x-test-attempt-2" in r.headers)
-    assert resent == size - result["resumed_from"] and resent <= size - acknowledged + FRAGMENT
-    second_run = [r for r in emu.requests if "x-test-attempt-2" in r.headers]
-    assert [r for r in second_run if r.path.endswith("createUploadSession")] == []
-    assert os.listdir(tmp_path / "state") == [] and emu.uploads.active() == []
 
 
 def test_missing_download_leaves_no_file(client, emu, tmp_path):
