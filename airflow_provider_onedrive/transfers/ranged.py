@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from airflow_provider_onedrive.errors import OneDriveIntegrityError, OneDriveTransportError
@@ -93,13 +93,19 @@ class RangedFetch:
         ranges = plan_ranges(self.size, self.chunk)
         with ThreadPoolExecutor(min(self.streams, len(ranges)), thread_name_prefix="onedrive-range") as pool:
             futures = [pool.submit(self._fetch_range, start, end) for start, end in ranges]
-            try:
-                partials = [future.result() for future in futures]
-            except BaseException:
-                self._stop.set()
-                for future in futures:
-                    future.cancel()
-                raise
+            partials: list[QuickXorHash] = []
+            errors: list[BaseException] = []
+            for future in futures:
+                try:
+                    partials.append(future.result())
+                except BaseException as exc:
+                    if not errors:
+                        self._stop.set()  # the other ranges stop at their next block
+                        for pending in futures:
+                            pending.cancel()
+                    errors.append(exc)
+        if errors:  # the range that failed first, not the ranges it stopped
+            raise next((e for e in errors if not isinstance(e, _Stopped | CancelledError)), errors[0])
         combined = QuickXorHash()
         for partial in partials:
             combined.merge(partial)
@@ -119,7 +125,7 @@ class RangedFetch:
         streak = StallStreak()
         while hasher.length < end:
             if self._stop.is_set():
-                raise FallBackToOneStream("another range failed")
+                raise _Stopped("another range failed")
             url = self.url
             try:
                 self._read(url, end, hasher)
@@ -164,7 +170,7 @@ class RangedFetch:
                 raise FallBackToOneStream(f"the server did not answer the range at byte {pos}")
             for block in response.raw.stream(self.block_size, decode_content=False):
                 if self._stop.is_set():
-                    raise FallBackToOneStream("another range failed")
+                    raise _Stopped("another range failed")
                 if pos + len(block) > end:
                     raise OneDriveIntegrityError(f"download {self.remote}: the server sent more than the range")
                 os.pwrite(self.fd, block, pos)
@@ -175,6 +181,10 @@ class RangedFetch:
                     self.reporter.set(self._done)
         if pos < end:
             raise OneDriveTransportError(f"download {self.remote}: the range ended early at byte {pos}")
+
+
+class _Stopped(FallBackToOneStream):
+    """This range stopped because another one failed."""
 
 
 class _Expired(Exception):

@@ -115,3 +115,16 @@ def test_range_hashes_merge_into_the_file_hash(payload):
     assert whole.b64digest() == quickxorhash(data) and whole.length == len(data)
     with pytest.raises(ValueError, match="cannot merge"):
         whole.merge(QuickXorHash.starting_at(5))
+
+
+def test_a_range_that_keeps_failing_raises_its_own_error(ranged, emu, tmp_path, payload):
+    """One range failing for good stops the others, and the error is that range's, not 'another range failed'."""
+    from airflow_provider_onedrive.errors import OneDriveTransportError
+    from airflow_provider_onedrive.retry import RetryPolicy
+
+    emu.put_file("big/x.bin", payload(SIZE))
+    ranged.graph.retry = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    emu.faults.add("reset", kind="download", every=1)
+    with pytest.raises(OneDriveTransportError, match="connection error|kept failing"):
+        ranged.download_file("big/x.bin", tmp_path / "x.bin")
+    assert no_partials(tmp_path) and not (tmp_path / "x.bin").exists()
