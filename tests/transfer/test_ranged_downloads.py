@@ -125,6 +125,6 @@ def test_a_range_that_keeps_failing_raises_its_own_error(ranged, emu, tmp_path, 
     emu.put_file("big/x.bin", payload(SIZE))
     ranged.graph.retry = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02)
     emu.faults.add("reset", kind="download", every=1)
-    with pytest.raises(OneDriveTransportError, match="connection error|kept failing"):
+    with pytest.raises(OneDriveTransportError, match=r"connection error|kept failing"):
         ranged.download_file("big/x.bin", tmp_path / "x.bin")
     assert no_partials(tmp_path) and not (tmp_path / "x.bin").exists()
