@@ -348,13 +348,19 @@ class OneDriveClient:
         overwrite: bool = True,
         progress: ProgressCallback | None = None,
         streams: int | None = None,
+        item: RemoteItem | None = None,
     ) -> DownloadResult:
         """Download ``path`` to ``local_path`` atomically (temp file, verify, rename); sets the local mtime.
 
         :param streams: ranged streams for a file of at least ``multi_stream_cutoff`` bytes (default: the
             client's ``download_streams``; 1 = one stream).
+        :param item: the file's :class:`RemoteItem` when the caller just looked it up (``info``), which saves
+            looking it up again (and, with its download URL, the redirect request too).
         """
-        return self._downloader.download_file(path, local_path, overwrite=overwrite, progress=progress, streams=streams)
+        raw = item.raw if item is not None and item.raw else None
+        return self._downloader.download_file(
+            path, local_path, overwrite=overwrite, progress=progress, streams=streams, item=raw
+        )
 
     def download_to(self, path: str, fileobj: IO[bytes], *, progress: ProgressCallback | None = None) -> DownloadResult:
         """Stream ``path`` into a writable binary file object (verified; restarts need a seekable one)."""

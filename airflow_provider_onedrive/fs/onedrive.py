@@ -379,15 +379,15 @@ class OneDriveFileSystem(AbstractFileSystem):
         if isfilelike(lpath):
             self.client.download_to(rpath, lpath)
             return
-        info = self.info(rpath)
-        if info["type"] == "directory":
+        item = self.client.info(rpath)  # with its download URL: no second lookup, no redirect request
+        if item.is_folder:
             os.makedirs(lpath, exist_ok=True)
             return
-        callback.set_size(info["size"])
+        callback.set_size(item.size)
         parent = os.path.dirname(os.path.abspath(lpath))
         os.makedirs(parent, exist_ok=True)
-        self.client.download_file(rpath, lpath, streams=kwargs.get("streams"))
-        callback.absolute_update(info["size"])
+        self.client.download_file(rpath, lpath, streams=kwargs.get("streams"), item=item)
+        callback.absolute_update(item.size)
 
     def _open(
         self,

@@ -259,3 +259,19 @@ def test_rm_of_the_drive_root_is_refused_before_any_request(onedrive_fs, request
     with pytest.raises(OneDriveValidationError, match="drive root"):
         onedrive_fs.rm(root, recursive=True)
     assert emulator.requests == []
+
+
+@emulator_only
+def test_get_follows_no_redirect_and_looks_the_file_up_at_most_twice(
+    onedrive_fs: OneDriveFileSystem, base: str, onedrive_emulator: Any, tmp_path: Any
+) -> None:
+    onedrive_fs.pipe_file(f"{base}/one.csv", b"a,b\n")
+    onedrive_emulator.clear_requests()
+    onedrive_fs.get(f"{base}/one.csv", str(tmp_path / "one.csv"))
+    assert (tmp_path / "one.csv").read_bytes() == b"a,b\n"
+    graph = [r for r in onedrive_emulator.requests if r.kind == "graph"]
+    downloads = [r for r in onedrive_emulator.requests if r.kind == "download"]
+    # fsspec's own path expansion looks the file up, then get_file does, keeping the download URL it returns:
+    # no third lookup inside the download, and no /content redirect
+    assert len(graph) <= 2 and not [r for r in graph if r.path.endswith("/content")]
+    assert len(downloads) == 1
