@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from transfer_bench import Emulator, _session, _token
+from transfer_bench import Emulator, _raw_upload, _session, _token
 
 MIB = 1024 * 1024
 
@@ -162,19 +162,8 @@ def raw_download(info: dict[str, Any], proxy: str, path: str, target: str, strea
 
 
 def raw_upload(info: dict[str, Any], proxy: str, source: str, dest: str) -> None:
-    session = _shaped_session(info, proxy)
-    auth = {"Authorization": f"Bearer {_token(info, session)}"}
-    base = f"{info['graph_url']}/drives/{info['drive_id']}/root:/{dest}:"
-    size = os.path.getsize(source)
-    url = session.post(
-        f"{base}/createUploadSession", json={"item": {"@microsoft.graph.conflictBehavior": "replace"}}, headers=auth
-    ).json()["uploadUrl"]
-    fragment = 32 * 320 * 1024
-    with open(source, "rb") as handle:
-        for offset in range(0, size, fragment):
-            data = os.pread(handle.fileno(), fragment, offset)
-            headers = {"Content-Range": f"bytes {offset}-{offset + len(data) - 1}/{size}"}
-            session.put(url, data=data, headers=headers).raise_for_status()
+    """The raw single-stream upload session of transfer_bench, through the shaping proxy."""
+    _raw_upload(info, source, dest, session=_shaped_session(info, proxy))
 
 
 def client(info: dict[str, Any], proxy: str, **options: Any) -> Any:

@@ -118,9 +118,9 @@ def _client(info: dict[str, Any], **options: Any) -> Any:
     return OneDriveClient(graph, f"drives/{info['drive_id']}", state_dir=tempfile.mkdtemp(), **options)
 
 
-def _raw_upload(info: dict[str, Any], source: str, dest: str) -> None:
+def _raw_upload(info: dict[str, Any], source: str, dest: str, session: Any = None) -> None:
     """The minimal protocol: createUploadSession, 10 MiB aligned fragments read by offset, no hashing."""
-    session = _session(info)
+    session = session or _session(info)
     auth = {"Authorization": f"Bearer {_token(info, session)}"}
     base = f"{info['graph_url']}/drives/{info['drive_id']}/root:/{dest}:"
     size = os.path.getsize(source)
