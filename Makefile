@@ -5,12 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit docs bench clean
+.PHONY: setup demo test lint unit docs bench clean deploy
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,ui]'
+	$(BIN)/pip install -q -e '.[test,ui,deploy]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -25,10 +25,17 @@ lint: setup
 
 test: lint
 	bash .ci/browser
+	bash .ci/services
 	$(BIN)/pytest tests
 
 unit: setup
 	$(BIN)/pytest tests/unit
+
+# a real deployment (PostgreSQL, Redis, scheduler, dag-processor, triggerer, api-server, two Celery workers)
+# with the example DAGs, for a person to look at; Ctrl-C stops it
+deploy: setup
+	bash .ci/services
+	$(BIN)/python -m tests.deployment.cluster
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

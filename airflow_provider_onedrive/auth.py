@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +37,13 @@ log = logging.getLogger(__name__)
 
 #: Tokens are renewed this many seconds before they expire (MSAL's own margin).
 EXPIRY_MARGIN = 300.0
+#: A worker whose refresh token was refused waits for another worker's newer token: at most this many seconds
+#: in all, and no longer than :data:`QUIET_WINDOW` seconds after the store last changed.
+CONTENTION_WINDOW = 30.0
+QUIET_WINDOW = 5.0
+#: AADSTS codes that mean the refresh token itself is dead (revoked, expired, needs consent or MFA), so no
+#: other worker can be about to save a newer one: waiting would only delay the error.
+_DEAD_GRANT_CODES = frozenset({50076, 50079, 50173, 65001, 70008, 700082, 700084})
 _MICROSOFT_AUTHORITY_HOSTS = {
     "login.microsoftonline.com",
     "login.microsoft.com",
@@ -200,6 +209,21 @@ def _token_fingerprint(token: str | None) -> str:
     return token_fingerprint(token)
 
 
+def _contended(result: dict[str, Any]) -> bool:
+    """A refusal that another worker redeeming the same refresh token can explain (not a dead grant)."""
+    if result.get("error") != "invalid_grant":
+        return False
+    codes = set(result.get("error_codes") or ())
+    codes.update(int(code) for code in re.findall(r"AADSTS(\d+)", str(result.get("error_description") or "")))
+    return not _DEAD_GRANT_CODES.intersection(codes)
+
+
+def _claims_of(identity: str) -> dict[str, str]:
+    """``tid``/``oid`` claims for an identity string ``tenant/object`` saved by another worker."""
+    tenant, _, oid = identity.partition("/")
+    return {"tid": tenant, "oid": oid}
+
+
 class MsalTokenProvider:
     """Serves Graph access tokens for one connection (client secret, certificate or delegated refresh token).
 
@@ -284,11 +308,35 @@ class MsalTokenProvider:
 
     # -- delegated: refresh-token rotation ---------------------------------------------------------------
     def _acquire_by_refresh_token(self, credential: _Credential) -> dict[str, Any]:
+        """An access token for the signed-in user, redeeming the refresh token only when no worker has one.
+
+        Workers share one store without a lock (Airflow Variables offer none). A worker that finds a valid
+        access token in the store uses it; otherwise it redeems the newest refresh token and saves both. When
+        several redeem the same refresh token at once and the identity platform refuses the late ones, each
+        refused worker waits (jittered backoff, while the store keeps changing; see :data:`QUIET_WINDOW`) for
+        what the winner saves, and uses it: only the winner writes, so the store always ends with the newest token.
+        """
         with self._store_lock():
+            shared = self._shared_access(credential)
+            if shared is not None:
+                return shared
             refresh_token = self._newest_refresh_token(credential)
             result = self._redeem(credential, refresh_token)
-            if result.get("error") == "invalid_grant":
-                # Another worker may have rotated the token meanwhile (stores without a lock): try its token once.
+            started = quiet_since = time.monotonic()
+            last_seen = self._load_record()
+            attempt = 0
+            while _contended(result):
+                now = time.monotonic()
+                if now - started > CONTENTION_WINDOW or now - quiet_since > QUIET_WINDOW:
+                    break  # nobody is saving newer tokens: the refusal is about this token itself
+                time.sleep(min(1.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0))
+                attempt += 1
+                record = self._load_record()
+                if record != last_seen:
+                    last_seen, quiet_since = record, time.monotonic()
+                shared = self._shared_access(credential)
+                if shared is not None:
+                    return shared
                 newer = self._newest_refresh_token(credential)
                 if newer != refresh_token:
                     refresh_token, result = newer, self._redeem(credential, newer)
@@ -300,34 +348,58 @@ class MsalTokenProvider:
                     "connection %r: the stored refresh token was refused; trying the connection's own",
                     self.settings.conn_id,
                 )
-                result = self._redeem(credential, own)
+                refresh_token, result = own, self._redeem(credential, own)
             if "access_token" not in result:
                 raise auth_error(self.settings, result, "redeeming the refresh token")
-            rotated = result.get("refresh_token")
-            if rotated and rotated != refresh_token:
-                self._announce(rotated)
-                record = StoredToken(rotated, origin=_token_fingerprint(self.settings.refresh_token))
-                credential.refresh_token = record
-                self._save(record)
+            rotated = result.get("refresh_token") or refresh_token
+            self._announce(rotated)
+            record = StoredToken(
+                rotated,
+                origin=_token_fingerprint(self.settings.refresh_token),
+                access_token=result["access_token"],
+                expires_at=time.time() + float(result.get("expires_in") or 3600),
+                identity=_identity(self.settings, result),
+            )
+            credential.refresh_token = record
+            self._save(record)
             return result
+
+    def _shared_access(self, credential: _Credential) -> dict[str, Any] | None:
+        """A token result built from the store's access token when another worker saved one still valid."""
+        record = self._load_record()
+        if record is None or not self._descends(record) or record.access_token == credential.access_token:
+            return None
+        valid_for = record.access_valid_for()
+        if valid_for <= EXPIRY_MARGIN:
+            return None
+        self._announce(record.access_token)
+        self._announce(record.token)
+        if credential.refresh_token is None or record.saved_at > credential.refresh_token.saved_at:
+            credential.refresh_token = record
+        result: dict[str, Any] = {"access_token": record.access_token, "expires_in": valid_for}
+        if record.identity:
+            result["id_token_claims"] = _claims_of(record.identity)
+        return result
 
     def _redeem(self, credential: _Credential, refresh_token: str) -> dict[str, Any]:
         app = credential.get_app()
         return self._call(app.acquire_token_by_refresh_token, refresh_token, _graph_scopes(self.settings))
 
-    def _newest_refresh_token(self, credential: _Credential) -> str:
-        """The newest refresh token descending from the connection's: store, this process, or the original."""
-        origin = _token_fingerprint(self.settings.refresh_token)
-        candidates = [credential.refresh_token]
+    def _load_record(self) -> StoredToken | None:
         try:
-            candidates.append(StoredToken.decode(self.store.load()))
+            return StoredToken.decode(self.store.load())
         except Exception as exc:
             log.warning("connection %r: cannot read the refresh-token store (%s)", self.settings.conn_id, exc)
-        usable = [
-            c
-            for c in candidates
-            if c is not None and (c.origin is None or not self.settings.refresh_token or c.origin == origin)
-        ]
+            return None
+
+    def _descends(self, record: StoredToken) -> bool:
+        origin = _token_fingerprint(self.settings.refresh_token)
+        return record.origin is None or not self.settings.refresh_token or record.origin == origin
+
+    def _newest_refresh_token(self, credential: _Credential) -> str:
+        """The newest refresh token descending from the connection's: store, this process, or the original."""
+        candidates = [credential.refresh_token, self._load_record()]
+        usable = [c for c in candidates if c is not None and self._descends(c)]
         if usable:
             newest = max(usable, key=lambda c: c.saved_at)
             self._announce(newest.token)

@@ -63,7 +63,9 @@ def token_fingerprint(token: str | None) -> str:
 
 @dataclass(frozen=True)
 class StoredToken:
-    """A refresh token with where it descends from (a fingerprint of the connection's token) and when saved.
+    """A refresh token with where it descends from (a fingerprint of the connection's token) and when saved,
+    and optionally the access token obtained with it (``access_token``, valid until ``expires_at``, for
+    ``identity``), so other workers use that instead of redeeming the refresh token again.
 
     A stored token is used instead of the connection's only when it descends from that same token: once a
     user pastes a new refresh token into the connection, older stored ones are ignored.
@@ -72,9 +74,15 @@ class StoredToken:
     token: str
     origin: str | None = None
     saved_at: float = field(default_factory=time.time)
+    access_token: str | None = None
+    expires_at: float = 0.0
+    identity: str | None = None
 
     def encode(self) -> str:
-        return _RECORD_PREFIX + json.dumps({"token": self.token, "origin": self.origin, "saved_at": self.saved_at})
+        data: dict[str, object] = {"token": self.token, "origin": self.origin, "saved_at": self.saved_at}
+        if self.access_token:
+            data.update(access_token=self.access_token, expires_at=self.expires_at, identity=self.identity)
+        return _RECORD_PREFIX + json.dumps(data)
 
     @classmethod
     def decode(cls, value: str | None) -> StoredToken | None:
@@ -84,7 +92,20 @@ class StoredToken:
         if not value.startswith(_RECORD_PREFIX):
             return cls(value.strip(), origin=None, saved_at=0.0)
         data = json.loads(value[len(_RECORD_PREFIX) :])
-        return cls(str(data["token"]), origin=data.get("origin"), saved_at=float(data.get("saved_at") or 0.0))
+        return cls(
+            str(data["token"]),
+            origin=data.get("origin"),
+            saved_at=float(data.get("saved_at") or 0.0),
+            access_token=data.get("access_token") or None,
+            expires_at=float(data.get("expires_at") or 0.0),
+            identity=data.get("identity") or None,
+        )
+
+    def access_valid_for(self, now: float | None = None) -> float:
+        """Seconds the stored access token stays valid (0 when there is none)."""
+        if not self.access_token:
+            return 0.0
+        return max(0.0, self.expires_at - (time.time() if now is None else now))
 
 
 class NullTokenStore:

@@ -1,9 +1,9 @@
 """Process files as they arrive: wait for ``incoming/*.csv``, download, summarise, upload, archive.
 
 The sensor is deferrable: after one poke it hands the wait to the triggerer and frees its worker slot.
-Download, processing and upload share a local working directory, so they need one machine (LocalExecutor)
-or a volume shared by the workers; on Celery or Kubernetes without one, do the three in a single ``@task``
-with ``OneDriveHook`` (see the report example).
+Download, processing and upload share a working directory, so they need one machine (LocalExecutor) or a
+volume every worker mounts: on Celery or Kubernetes, point ``ONEDRIVE_EXAMPLE_SHARED_DIR`` at it (the
+deployment suite does), or do the three in a single ``@task`` with ``OneDriveHook`` (see the report example).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from airflow_provider_onedrive.operators.onedrive import (
 )
 from airflow_provider_onedrive.sensors.onedrive import OneDriveFileSensor
 
-WORK_DIR = os.path.join(tempfile.gettempdir(), "onedrive_incoming", "{{ dag_run.run_id | replace(':', '_') }}")
+SHARED_DIR = os.environ.get("ONEDRIVE_EXAMPLE_SHARED_DIR") or tempfile.gettempdir()
+WORK_DIR = os.path.join(SHARED_DIR, "onedrive_incoming", "{{ dag_run.run_id | replace(':', '_') }}")
 
 with DAG(
     dag_id="example_onedrive_incoming",
@@ -85,6 +86,6 @@ with DAG(
     def clean_up(dag_run=None) -> None:
         import shutil
 
-        shutil.rmtree(os.path.join(tempfile.gettempdir(), "onedrive_incoming", dag_run.run_id.replace(":", "_")), True)
+        shutil.rmtree(os.path.join(SHARED_DIR, "onedrive_incoming", dag_run.run_id.replace(":", "_")), True)
 
     summarise(download.output) >> upload_result >> move_to_processed >> clean_up()

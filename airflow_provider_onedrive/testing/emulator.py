@@ -378,6 +378,10 @@ class GraphEmulator:
         """A new refresh token for ``user``, as if they had just signed in."""
         return self.identity.issue_refresh_token(self.identity.user(user or self.user_upn), scopes)
 
+    def refresh_tokens_issued(self, user: str | None = None) -> list[str]:
+        """Every refresh token issued to ``user`` (default user if None), oldest first; the last is the newest."""
+        return self.identity.refresh_tokens_issued(self.identity.user(user or self.user_upn))
+
     def approve_device_code(self, user_code: str, user: str | None = None, decline: bool = False) -> None:
         """Complete (or decline) the sign-in of a pending device code as ``user``."""
         self.identity.approve_device_code(user_code, self.identity.user(user or self.user_upn), decline)

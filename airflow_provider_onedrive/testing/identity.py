@@ -238,6 +238,11 @@ class Identity:
             self._state.refresh_tokens[token] = grant
         return token
 
+    def refresh_tokens_issued(self, user: DirectoryUser) -> list[str]:
+        """Every refresh token issued to ``user``, oldest first (what a test compares a store with)."""
+        with self._lock:
+            return [token for token, grant in self._state.refresh_tokens.items() if grant.user == user]
+
     def revoke_refresh_tokens(self, user: DirectoryUser) -> int:
         """Revoke every refresh token ``user`` holds, as ``POST /users/{id}/revokeSignInSessions`` or a password
         reset does (Entra moves the user's "tokens valid from" date to now); returns how many were live."""

@@ -15,7 +15,13 @@ import pytest
 from airflow_provider_onedrive.auth import build_token_provider, clear_credential_cache
 from airflow_provider_onedrive.errors import OneDriveAuthError
 from airflow_provider_onedrive.graph import GraphClient
-from airflow_provider_onedrive.token_stores import FileTokenStore, MemoryTokenStore, NullTokenStore, StoredToken
+from airflow_provider_onedrive.token_stores import (
+    FileTokenStore,
+    MemoryTokenStore,
+    NullTokenStore,
+    StoredToken,
+    store_for_settings,
+)
 from tests.connection.helpers import settings_for, token_requests
 
 
@@ -130,17 +136,24 @@ from airflow_provider_onedrive.graph import GraphClient
 from airflow_provider_onedrive.token_stores import store_for_settings
 conn = json.loads(sys.argv[1])
 s = ConnectionSettings.from_connection_fields("od", conn.get("login"), conn.get("password"), conn["extra"])
-provider = build_token_provider(s, store=store_for_settings(s))
+store = store_for_settings(s)
+if len(sys.argv) > 2:  # no lock, as Airflow Variables offer none
+    inner = store
+    store = type("Unlocked", (), {"load": lambda self: inner.load(), "save": lambda self, v: inner.save(v)})()
+provider = build_token_provider(s, store=store)
 with GraphClient(provider, graph_url=s.graph_url, verify=s.verify) as graph:
     print(graph.get_json("me/drive")["name"])
 """
 
 
-def run_workers(conn: dict, count: int) -> list[subprocess.CompletedProcess]:
+def run_workers(conn: dict, count: int, *, unlocked: bool = False) -> list[subprocess.CompletedProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(conn)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            [sys.executable, "-c", WORKER, json.dumps(conn), *(["unlocked"] if unlocked else [])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         for _ in range(count)
     ]
@@ -156,6 +169,23 @@ def test_concurrent_processes_share_a_locked_file_store(emu, tmp_path: Path):
         results = run_workers(conn, batch)
         assert [r.returncode for r in results] == [0] * batch, [r.stderr.decode()[-500:] for r in results]
         assert all(r.stdout.decode().strip() == "OneDrive" for r in results)
-    assert len(token_requests(emu)) == 6  # every process redeemed the newest token in turn
+    # the first process redeemed the token and saved both tokens; the five after it used the saved access token
+    assert len(token_requests(emu)) == 1
     assert conn["extra"]["refresh_token"].encode() not in (tmp_path / "rt.json").read_bytes()
     assert FileTokenStore(tmp_path / "rt.json").load() is None  # encrypted: unreadable without the connection
+
+
+def test_concurrent_processes_without_a_lock_wait_for_the_winner(emu, tmp_path: Path):
+    """Six processes redeem the same single-use token at once through a store without a lock (as Variables
+    are): one wins, the five refused wait for what it saves and use it; none fails, none writes an older token."""
+    emu.settings.refresh_token_reuse = "single_use"
+    conn = emu.connection("delegated")
+    conn["extra"]["token_store"] = f"file:{tmp_path}/rt.json"
+    results = run_workers(conn, 6, unlocked=True)
+    assert [r.returncode for r in results] == [0] * 6, [r.stderr.decode()[-800:] for r in results]
+    # each success issued one token; the refused (if the processes met) issued none
+    issued = [r for r in token_requests(emu) if r.status == 200]
+    assert len(emu.refresh_tokens_issued()) == 1 + len(issued)  # the connection's own, then one per success
+    settings = settings_for(emu, "delegated", token_store=f"file:{tmp_path}/rt.json")
+    stored = StoredToken.decode(store_for_settings(settings).load())
+    assert stored is not None and stored.token == emu.refresh_tokens_issued()[-1]

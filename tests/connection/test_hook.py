@@ -166,6 +166,17 @@ def test_upload_state_comes_from_the_extra_then_the_provider_config(emu, monkeyp
     assert isinstance(store, FsspecStateStore) and store.url == (tmp_path / "shared").as_uri()
 
 
+def expire_shared_access_token(conn_id: str) -> None:
+    """Drop the access token saved beside the refresh token, as if it had expired: the next run redeems."""
+    import dataclasses
+
+    from airflow_provider_onedrive.compat import get_variable, set_variable
+
+    record = StoredToken.decode(get_variable(variable_name(conn_id)))
+    assert record is not None and record.access_token
+    set_variable(variable_name(conn_id), dataclasses.replace(record, access_token=None, expires_at=0.0).encode())
+
+
 def test_test_connection_keeps_the_newest_token_in_the_real_connections_variable(emu, token_variables, monkeypatch):
     """Airflow tests a copy of the connection under a random id; the rotated token goes to the Variable of the
     connection whose stored token descends from this one's (found by its origin fingerprint), not to junk."""
@@ -176,6 +187,7 @@ def test_test_connection_keeps_the_newest_token_in_the_real_connections_variable
     assert hook.get(hook.get_drive_base())["name"] == "OneDrive"
     before = StoredToken.decode(get_variable(variable_name("od_delegated")))
     assert before is not None
+    expire_shared_access_token("od_delegated")
     monkeypatch.setenv("AIRFLOW_CONN_TRANSIENTX1", json.dumps(emu.connection("delegated")))  # as the api-server does
     clear_credential_cache()
     emu.advance_time(10)
@@ -194,6 +206,7 @@ def test_cli_connection_json_keeps_the_newest_token_where_airflow_keeps_it(emu, 
     hook = OneDriveHook("od_delegated")
     assert hook.get(hook.get_drive_base())["name"] == "OneDrive"
     before = StoredToken.decode(get_variable(variable_name("od_delegated")))
+    expire_shared_access_token("od_delegated")
     clear_credential_cache()
     emu.advance_time(10)
     resolved = _from_fields("from-json", emu.connection("delegated"))

@@ -174,6 +174,14 @@ def test_refresh_token_rotation_persists_to_store(identity):
     from airflow_provider_onedrive.auth import clear_credential_cache
 
     clear_credential_cache()
+    # ...and uses the access token saved beside it while that is valid: no second redemption
+    assert build_token_provider(delegated_settings(), store=store).get_token() == "at-1"
+    assert len(token_posts(identity)) == 1
+    import dataclasses
+
+    stored = StoredToken.decode(store.load())
+    store.save(dataclasses.replace(stored, expires_at=time.time() + 60).encode())  # inside the expiry margin
+    clear_credential_cache()
     assert build_token_provider(delegated_settings(), store=store).get_token() == "at-2"
     assert form(token_posts(identity)[1])["refresh_token"] == "rt-1"
     assert StoredToken.decode(store.load()).token == "rt-2"
