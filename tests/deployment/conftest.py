@@ -4,6 +4,7 @@ module. A failing test gets the deployment's process logs attached to its report
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from tests.deployment.cluster import Deployment
 _current: list[Deployment] = []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def deploy_emulator() -> Iterator[Any]:
     from airflow_provider_onedrive.commands.demo import seed_demo_drive
     from airflow_provider_onedrive.testing import GraphEmulator
@@ -25,8 +26,8 @@ def deploy_emulator() -> Iterator[Any]:
         yield emulator
 
 
-@pytest.fixture(scope="session")
-def deployment(deploy_emulator: Any) -> Iterator[Deployment]:
+@pytest.fixture(scope="module")
+def deployment(deploy_emulator: Any, request: pytest.FixtureRequest) -> Iterator[Deployment]:
     resume = deploy_emulator.connection("app")
     resume["extra"]["upload_state"] = "airflow"  # the metadata DB: the store every worker shares
     connections = {
@@ -36,9 +37,12 @@ def deployment(deploy_emulator: Any) -> Iterator[Deployment]:
     }
     deployment = Deployment(connections, worker_concurrency=4)
     _current.append(deployment)
+    failures = request.session.testsfailed
     with deployment:
         yield deployment
     _current.clear()
+    if request.session.testsfailed == failures:
+        shutil.rmtree(deployment.root, ignore_errors=True)  # kept, with every process log, when a test failed
 
 
 @pytest.hookimpl(wrapper=True)
