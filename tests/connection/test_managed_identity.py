@@ -163,3 +163,12 @@ def test_tokens_are_masked_and_never_logged(emu, host, monkeypatch, caplog):
     assert token not in caplog.text and token.split(".")[1] not in caplog.text
     if host == "app_service":
         assert emu.managed_identity_env("app_service")["IDENTITY_HEADER"] not in caplog.text
+
+
+def test_fsspec_storage_options_need_no_client_id(emu, host):
+    from airflow_provider_onedrive.fs.onedrive import OneDriveFileSystem
+
+    emu.put_file("data/x.csv", b"1,2\n")
+    options = {k: v for k, v in emu.connection("managed_identity")["extra"].items()}
+    fs = OneDriveFileSystem(skip_instance_cache=True, **options)
+    assert fs.cat_file("data/x.csv") == b"1,2\n"

@@ -234,3 +234,20 @@ def test_no_assertion_or_token_reaches_logs_and_both_are_masked_first(emu, monke
     for secret in (assertion, token, refused):
         assert secret not in caplog.text
         assert secret.split(".")[1] not in caplog.text
+
+
+def test_fsspec_storage_options_from_aks_variables(emu, monkeypatch):
+    from airflow_provider_onedrive.fs.onedrive import OneDriveFileSystem
+
+    for name, value in emu.workload_identity_env().items():
+        monkeypatch.setenv(name, value)
+    emu.put_file("data/y.csv", b"3,4\n")
+    fs = OneDriveFileSystem(
+        skip_instance_cache=True,
+        auth_type="workload_identity",
+        drive_type="user",
+        user_id=emu.user_upn,
+        graph_url=emu.graph_url,
+        ca_bundle=emu.ca_bundle,
+    )
+    assert fs.cat_file("data/y.csv") == b"3,4\n"
