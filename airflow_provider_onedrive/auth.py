@@ -84,8 +84,12 @@ _HINTS = {
 class _TimeoutHttpClient:
     """MSAL's http_client: our pinned session (so the CA bundle wins) with a default timeout on every call."""
 
-    def __init__(self, settings: ConnectionSettings) -> None:
-        self.session = make_session(verify=settings.verify, proxies=settings.proxies_dict, pool_maxsize=4)
+    def __init__(self, settings: ConnectionSettings, *, local: bool = False) -> None:
+        # A managed identity endpoint is link-local (IMDS) or on localhost (App Service): never through a proxy.
+        proxies = {} if local else settings.proxies_dict
+        self.session = make_session(verify=settings.verify, proxies=proxies, pool_maxsize=4)
+        if local:
+            self.session.trust_env = False
         self.timeout = settings.timeout
 
     def post(self, url: str, **kwargs: Any) -> Any:
@@ -230,7 +234,9 @@ def _build_app(settings: ConnectionSettings, assertions: FederatedTokenFile | No
     if settings.auth_type == "managed_identity":
         # MSAL picks the endpoint from the environment: IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service,
         # Functions), else the Instance Metadata Service (VMs, VM scale sets, AKS nodes).
-        return msal.ManagedIdentityClient(_managed_identity(settings), http_client=_TimeoutHttpClient(settings))
+        return msal.ManagedIdentityClient(
+            _managed_identity(settings), http_client=_TimeoutHttpClient(settings, local=True)
+        )
     kwargs: dict[str, Any] = {
         "authority": settings.authority,
         "http_client": _TimeoutHttpClient(settings),
@@ -274,8 +280,8 @@ def _scrub(text: str, settings: ConnectionSettings, extra: tuple[str | None, ...
 _MANAGED_IDENTITY_HINTS = {
     "identity not found": "no managed identity with that id is assigned to this VM, node pool or app: check "
     "managed_identity_client_id (or the object / resource id), or assign the identity to the resource",
-    "required metadata header not specified": "the request did not reach the Instance Metadata Service as sent "
-    "(a proxy in between?): exclude 169.254.169.254 from proxies (NO_PROXY)",
+    "required metadata header not specified": "the request did not reach the Instance Metadata Service as sent: "
+    "check that nothing on this machine intercepts requests to 169.254.169.254",
 }
 
 

@@ -172,3 +172,15 @@ def test_fsspec_storage_options_need_no_client_id(emu, host):
     options = {k: v for k, v in emu.connection("managed_identity")["extra"].items()}
     fs = OneDriveFileSystem(skip_instance_cache=True, **options)
     assert fs.cat_file("data/x.csv") == b"1,2\n"
+
+
+def test_identity_endpoint_bypasses_proxies(emu, host, monkeypatch):
+    """IMDS is link-local and App Service's endpoint is local: neither the connection's nor the environment's
+    proxy may carry the request (a dead proxy here would fail every token request)."""
+    dead_proxy = "http://127.0.0.1:9"
+    monkeypatch.setenv("HTTPS_PROXY", dead_proxy)
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    settings = mi_settings(emu, proxies=dead_proxy)
+    provider = build_token_provider(settings)
+    assert provider.get_token()
+    assert len(identity_requests(emu)) == 1
