@@ -227,16 +227,23 @@ def _managed_identity(settings: ConnectionSettings) -> Any:
     return msal.UserAssignedManagedIdentity(**{settings.managed_identity_id_type: settings.managed_identity_id})
 
 
+def _managed_identity_client(settings: ConnectionSettings, http_client: _TimeoutHttpClient) -> Any:
+    """MSAL's managed-identity client (no network I/O until a token is asked for). MSAL picks the endpoint from the
+    environment: IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Functions), else the Instance Metadata Service
+    (VMs, VM scale sets, AKS nodes)."""
+    import msal
+
+    client = msal.ManagedIdentityClient(_managed_identity(settings), http_client=http_client)
+    client.onedrive_http_client = http_client  # reused when the client is rebuilt to drop its token cache
+    return client
+
+
 def _build_app(settings: ConnectionSettings, assertions: FederatedTokenFile | None = None) -> Any:
     """Build the MSAL application (this does network I/O: tenant discovery; a managed-identity client does none)."""
     import msal
 
     if settings.auth_type == "managed_identity":
-        # MSAL picks the endpoint from the environment: IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service,
-        # Functions), else the Instance Metadata Service (VMs, VM scale sets, AKS nodes).
-        return msal.ManagedIdentityClient(
-            _managed_identity(settings), http_client=_TimeoutHttpClient(settings, local=True)
-        )
+        return _managed_identity_client(settings, _TimeoutHttpClient(settings, local=True))
     kwargs: dict[str, Any] = {
         "authority": settings.authority,
         "http_client": _TimeoutHttpClient(settings),
@@ -418,9 +425,9 @@ class MsalTokenProvider:
         return result
 
     def _acquire_for_managed_identity(self, credential: _Credential, force_refresh: bool) -> dict[str, Any]:
-        if force_refresh:
-            credential.app = None  # a new client has an empty token cache, so MSAL asks the endpoint
         app = credential.get_app()
+        if force_refresh:  # a new client has an empty token cache, so MSAL asks the endpoint again
+            app = credential.app = _managed_identity_client(self.settings, app.onedrive_http_client)
         resource = self.settings.managed_identity_resource
         result = self._call(lambda: app.acquire_token_for_client(resource=resource), where=_managed_identity_endpoint())
         if "access_token" not in result:
