@@ -43,8 +43,6 @@ MANAGED_IDENTITY_SELECTORS = {
     "managed_identity_object_id": "object_id",
     "managed_identity_resource_id": "resource_id",
 }
-#: The variables AKS's workload identity webhook sets in a pod (defaults for empty connection fields).
-WORKLOAD_IDENTITY_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST")
 #: Multi-tenant pseudo-tenants; only a delegated (user) sign-in can use them.
 DELEGATED_TENANTS = ("common", "organizations", "consumers")
 _LEGACY_PREFIX = "extra__onedrive__"
