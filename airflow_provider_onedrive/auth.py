@@ -10,8 +10,11 @@ another worker) starts from it instead of the connection's original, which expir
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
+import os
 import random
 import re
 import threading
@@ -28,6 +31,7 @@ from airflow_provider_onedrive.token_stores import NullTokenStore, RefreshTokenS
 __all__ = [
     "EXPIRY_MARGIN",
     "DeviceCodeFlow",
+    "FederatedTokenFile",
     "MsalTokenProvider",
     "build_token_provider",
     "clear_credential_cache",
@@ -70,6 +74,18 @@ _HINTS = {
     "AADSTS50173": "the refresh token was revoked (password change?): sign in again",
     "AADSTS65001": "the application has no consent for these permissions: grant admin consent in Entra ID",
     "AADSTS70011": "a requested scope is invalid: check extra 'scopes'",
+    "AADSTS70021": "no federated identity credential on the application matches the token's issuer, subject and "
+    "audience: add one (Certificates & secrets -> Federated credentials) with the cluster's OIDC issuer URL, subject "
+    "system:serviceaccount:<namespace>:<service account> and audience api://AzureADTokenExchange",
+    "AADSTS700211": "no federated identity credential matches the token's issuer: check the cluster's OIDC issuer URL "
+    "in the application's federated credential",
+    "AADSTS700212": "no federated identity credential matches the token's audience: use api://AzureADTokenExchange",
+    "AADSTS700213": "no federated identity credential matches the token's subject: check the namespace and service "
+    "account name in the application's federated credential",
+    "AADSTS700024": "the federated token has expired: the kubelet renews the projected token file; check that the "
+    "volume is projected and the file is not a stale copy",
+    "AADSTS50013": "the federated token's signature does not verify with the issuer's published keys: check the "
+    "issuer URL and that the cluster's OIDC issuer is enabled and reachable by Entra ID",
     "AADSTS1002012": "a requested scope is invalid: check extra 'scopes'",
 }
 
@@ -77,8 +93,12 @@ _HINTS = {
 class _TimeoutHttpClient:
     """MSAL's http_client: our pinned session (so the CA bundle wins) with a default timeout on every call."""
 
-    def __init__(self, settings: ConnectionSettings) -> None:
-        self.session = make_session(verify=settings.verify, proxies=settings.proxies_dict, pool_maxsize=4)
+    def __init__(self, settings: ConnectionSettings, *, local: bool = False) -> None:
+        # A managed identity endpoint is link-local (IMDS) or on localhost (App Service): never through a proxy.
+        proxies = {} if local else settings.proxies_dict
+        self.session = make_session(verify=settings.verify, proxies=proxies, pool_maxsize=4)
+        if local:
+            self.session.trust_env = False
         self.timeout = settings.timeout
 
     def post(self, url: str, **kwargs: Any) -> Any:
@@ -93,12 +113,85 @@ class _TimeoutHttpClient:
         self.session.close()
 
 
+class FederatedTokenFile:
+    """The client assertion of workload identity federation: a projected service-account token read from a file.
+
+    The kubelet replaces the file before the token expires (by default hourly), so the file is read again whenever
+    its modification time, size or inode changes, and whenever the token read last is within a minute of its own
+    ``exp``: a rotated token is used at the next token request, and an assertion is never reused past its expiry.
+    MSAL calls this object each time it sends a token request.
+    """
+
+    #: An assertion this close to its ``exp`` is read again (and sent only if the file has nothing newer).
+    EXPIRY_MARGIN = 60.0
+
+    def __init__(self, path: str, conn_id: str) -> None:
+        self.path = path
+        self.conn_id = conn_id
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._assertion: str | None = None
+        self._expires_at: float | None = None
+
+    def __call__(self) -> str:
+        return self.read()
+
+    def read(self) -> str:
+        """The current assertion (from the file, or the copy read last while the file is unchanged and unexpired)."""
+        with self._lock:
+            try:
+                info = os.stat(self.path)
+                stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+                fresh = self._expires_at is None or time.time() < self._expires_at - self.EXPIRY_MARGIN
+                if self._assertion is not None and stamp == self._stamp and fresh:
+                    return self._assertion
+                with open(self.path, encoding="utf-8") as handle:
+                    assertion = handle.read().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+                raise OneDriveAuthError(
+                    f"connection {self.conn_id!r}: cannot read the federated token file {self.path!r} ({reason}); "
+                    "check that the service account token is projected into this pod and readable by the Airflow "
+                    "user"
+                ) from None
+            if not assertion:
+                raise OneDriveAuthError(
+                    f"connection {self.conn_id!r}: the federated token file {self.path!r} is empty; check the "
+                    "projected service account token volume"
+                )
+            self._assertion, self._stamp, self._expires_at = assertion, stamp, _jwt_expiry(assertion)
+            return assertion
+
+    @property
+    def current(self) -> str | None:
+        """The assertion read last (to scrub it from messages), without reading the file."""
+        return self._assertion
+
+
+def _jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (unverified), or None when the token is not a JWT with one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return float(claims["exp"]) if isinstance(claims, dict) and "exp" in claims else None
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 class _Credential:
     """Per-process state of one credential: the lazily built MSAL app, the current token, a lock."""
 
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings
         self.lock = threading.RLock()
+        self.assertions = (
+            FederatedTokenFile(settings.federated_token_file, settings.conn_id)
+            if settings.federated_token_file
+            else None
+        )
+        self.announced_assertion: str | None = None
         self.app: Any = None
         self.access_token: str | None = None
         self.expires_at = 0.0
@@ -107,7 +200,7 @@ class _Credential:
 
     def get_app(self) -> Any:
         if self.app is None:
-            self.app = _build_app(self.settings)
+            self.app = _build_app(self.settings, self.assertions)
         return self.app
 
 
@@ -134,16 +227,44 @@ def _is_microsoft_host(authority_host: str) -> bool:
     return (urlsplit(authority_host).hostname or "").lower() in _MICROSOFT_AUTHORITY_HOSTS
 
 
-def _build_app(settings: ConnectionSettings) -> Any:
-    """Build the MSAL application (this does network I/O: tenant discovery)."""
+def _managed_identity(settings: ConnectionSettings) -> Any:
+    """MSAL's description of the connection's managed identity: system-assigned, or user-assigned by one id."""
     import msal
 
+    if settings.managed_identity_id_type is None:
+        return msal.SystemAssignedManagedIdentity()
+    return msal.UserAssignedManagedIdentity(**{settings.managed_identity_id_type: settings.managed_identity_id})
+
+
+def _managed_identity_client(settings: ConnectionSettings, http_client: _TimeoutHttpClient) -> Any:
+    """MSAL's managed-identity client (no network I/O until a token is asked for). MSAL picks the endpoint from the
+    environment: IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Functions), else the Instance Metadata Service
+    (VMs, VM scale sets, AKS nodes)."""
+    import msal
+
+    client = msal.ManagedIdentityClient(_managed_identity(settings), http_client=http_client)
+    client.onedrive_http_client = http_client  # reused when the client is rebuilt to drop its token cache
+    return client
+
+
+def _build_app(settings: ConnectionSettings, assertions: FederatedTokenFile | None = None) -> Any:
+    """Build the MSAL application (this does network I/O: tenant discovery; a managed-identity client does none)."""
+    import msal
+
+    if settings.auth_type == "managed_identity":
+        return _managed_identity_client(settings, _TimeoutHttpClient(settings, local=True))
     kwargs: dict[str, Any] = {
         "authority": settings.authority,
         "http_client": _TimeoutHttpClient(settings),
         "instance_discovery": None if _is_microsoft_host(settings.authority_host) else False,
     }
     try:
+        if settings.auth_type == "workload_identity":
+            if assertions is None:
+                assertions = FederatedTokenFile(str(settings.federated_token_file), settings.conn_id)
+            return msal.ConfidentialClientApplication(
+                settings.client_id, client_credential={"client_assertion": assertions}, **kwargs
+            )
         if settings.auth_type == "certificate":
             credential = {
                 "private_key": settings.private_key_pem,
@@ -165,21 +286,40 @@ def _build_app(settings: ConnectionSettings) -> Any:
         ) from None
 
 
-def _scrub(text: str, settings: ConnectionSettings) -> str:
-    for secret in settings.secrets():
-        text = text.replace(secret, "***")
+def _scrub(text: str, settings: ConnectionSettings, extra: tuple[str | None, ...] = ()) -> str:
+    for secret in (*settings.secrets(), *extra):
+        if secret:
+            text = text.replace(secret, "***")
     return text
 
 
-def auth_error(settings: ConnectionSettings, result: dict[str, Any], doing: str) -> OneDriveAuthError:
-    """Turn an MSAL error dict into OneDriveAuthError (keeps the error code and the AADSTS description)."""
+_MANAGED_IDENTITY_HINTS = {
+    "identity not found": "no managed identity with that id is assigned to this VM, node pool or app: check "
+    "managed_identity_client_id (or the object / resource id), or assign the identity to the resource",
+    "required metadata header not specified": "the request did not reach the Instance Metadata Service as sent: "
+    "check that nothing on this machine intercepts requests to 169.254.169.254",
+}
+
+
+def auth_error(
+    settings: ConnectionSettings, result: dict[str, Any], doing: str, *, secrets: tuple[str | None, ...] = ()
+) -> OneDriveAuthError:
+    """Turn an MSAL error dict into OneDriveAuthError (keeps the error code and the AADSTS description).
+
+    The one place MSAL results become our error: every connection secret, and ``secrets`` (e.g. the federated
+    assertion just sent), is scrubbed from the text.
+    """
     code = str(result.get("error") or "unknown_error")
-    description = _scrub(str(result.get("error_description") or ""), settings)
+    description = _scrub(str(result.get("error_description") or ""), settings, secrets)
     first_line = description.strip().splitlines()[0] if description.strip() else code
     first_line = first_line.split(" Trace ID:", 1)[0].strip()  # the rest is per-request noise
     message = f"connection {settings.conn_id!r}: {doing} failed: {first_line}"
     aadsts = first_line.split(":", 1)[0].strip()
+    if not aadsts.startswith("AADSTS"):
+        aadsts = ""
     hint = _HINTS.get(aadsts)
+    if not hint and settings.auth_type == "managed_identity":
+        hint = next((h for text, h in _MANAGED_IDENTITY_HINTS.items() if text in first_line.lower()), None)
     if hint:
         message += f"; {hint}"
     return OneDriveAuthError(message, code=code, request_id=result.get("correlation_id"), inner_code=aadsts or None)
@@ -202,6 +342,8 @@ def _identity(settings: ConnectionSettings, result: dict[str, Any]) -> str:
     if settings.is_delegated:
         # an opaque delegated token and no id token: name the refresh-token lineage, never the token itself
         return f"{settings.tenant_id}/user:{_token_fingerprint(settings.refresh_token)}"
+    if settings.auth_type == "managed_identity":
+        return f"{settings.tenant_id}/managed_identity:{settings.managed_identity_id or 'system'}"
     return f"{settings.tenant_id}/app:{settings.client_id}"
 
 
@@ -288,21 +430,47 @@ class MsalTokenProvider:
     def _acquire(self, credential: _Credential, force_refresh: bool) -> dict[str, Any]:
         if self.settings.is_delegated:
             return self._acquire_by_refresh_token(credential)
+        if self.settings.auth_type == "managed_identity":
+            return self._acquire_for_managed_identity(credential, force_refresh)
+        assertions = credential.assertions
+        if assertions is not None:
+            # Read (or re-read, if the kubelet rotated it) before MSAL sends it, so it is masked before any use.
+            assertion = assertions.read()
+            if assertion != credential.announced_assertion:
+                self._announce(assertion)
+                credential.announced_assertion = assertion
         app = credential.get_app()
         if force_refresh:
             app.remove_tokens_for_client()
         result = self._call(app.acquire_token_for_client, _graph_scopes(self.settings))
         if "access_token" not in result:
-            raise auth_error(self.settings, result, "getting an app-only token")
+            secrets = (assertions.current,) if assertions is not None else ()
+            raise auth_error(self.settings, result, "getting an app-only token", secrets=secrets)
         return result
 
-    def _call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    def _acquire_for_managed_identity(self, credential: _Credential, force_refresh: bool) -> dict[str, Any]:
+        app = credential.get_app()
+        if force_refresh:  # a new client has an empty token cache, so MSAL asks the endpoint again
+            app = credential.app = _managed_identity_client(self.settings, app.onedrive_http_client)
+        resource = self.settings.managed_identity_resource
+        result = self._call(lambda: app.acquire_token_for_client(resource=resource), where=_managed_identity_endpoint())
+        if "access_token" not in result:
+            raise auth_error(
+                self.settings, result, f"getting a managed identity token ({_managed_identity_name(self.settings)})"
+            )
+        return result
+
+    def _call(self, method: Callable[..., Any], *args: Any, where: str | None = None) -> dict[str, Any]:
         try:
             return method(*args)
+        except OneDriveAuthError:
+            raise  # e.g. the federated token file could not be read
         except Exception as exc:  # MSAL raises on 5xx and transport failures
+            place = where or f"the identity platform at {self.settings.authority_host}"
+            extra = (self._credential.assertions.current,) if self._credential.assertions is not None else ()
             raise OneDriveAuthError(
-                f"connection {self.settings.conn_id!r}: the identity platform at {self.settings.authority_host} "
-                f"did not answer ({type(exc).__name__}: {_scrub(str(exc), self.settings)[:200]}); retry later or "
+                f"connection {self.settings.conn_id!r}: {place} did not answer "
+                f"({type(exc).__name__}: {_scrub(str(exc), self.settings, extra)[:200]}); retry later or "
                 "check network access"
             ) from None
 
@@ -430,6 +598,23 @@ class MsalTokenProvider:
         else:
             with lock():
                 yield
+
+
+def _managed_identity_endpoint() -> str:
+    """Where MSAL will ask for a managed-identity token, as it decides from the environment (for messages)."""
+    if os.environ.get("IDENTITY_ENDPOINT") and os.environ.get("IDENTITY_HEADER"):
+        return f"the managed identity endpoint {os.environ['IDENTITY_ENDPOINT']} (IDENTITY_ENDPOINT)"
+    host = os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://169.254.169.254").rstrip("/")
+    return (
+        f"the Instance Metadata Service at {host} (is this an Azure VM, VM scale set, AKS node or App Service with "
+        "a managed identity assigned?)"
+    )
+
+
+def _managed_identity_name(settings: ConnectionSettings) -> str:
+    if settings.managed_identity_id_type is None:
+        return "system-assigned"
+    return f"user-assigned, {settings.managed_identity_id_type} {settings.managed_identity_id}"
 
 
 def build_token_provider(

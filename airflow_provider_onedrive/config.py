@@ -26,13 +26,23 @@ __all__ = [
     "DELEGATED_SCOPES",
     "DELEGATED_TENANTS",
     "DRIVE_TYPES",
+    "MANAGED_IDENTITY_SELECTORS",
     "RESERVED_SCOPES",
+    "SECRETLESS_AUTH_TYPES",
     "Cloud",
     "ConnectionSettings",
     "certificate_thumbprints",
 ]
 
-AUTH_TYPES = ("client_secret", "certificate", "refresh_token")
+AUTH_TYPES = ("client_secret", "certificate", "refresh_token", "workload_identity", "managed_identity")
+#: App-only auth types that hold no secret: a federated token file, or the compute resource's managed identity.
+SECRETLESS_AUTH_TYPES = ("workload_identity", "managed_identity")
+#: Extras that pick a user-assigned managed identity -> what MSAL's UserAssignedManagedIdentity calls them.
+MANAGED_IDENTITY_SELECTORS = {
+    "managed_identity_client_id": "client_id",
+    "managed_identity_object_id": "object_id",
+    "managed_identity_resource_id": "resource_id",
+}
 #: Multi-tenant pseudo-tenants; only a delegated (user) sign-in can use them.
 DELEGATED_TENANTS = ("common", "organizations", "consumers")
 _LEGACY_PREFIX = "extra__onedrive__"
@@ -99,12 +109,20 @@ class ConnectionSettings:
     upload_state: str | None = None
     download_streams: int | None = None
     fsync_downloads: bool | None = None
+    federated_token_file: str | None = None
+    managed_identity_id_type: str | None = None  # client_id, object_id or resource_id; None: system-assigned
+    managed_identity_id: str | None = None
 
     # -- derived values ---------------------------------------------------------------------------------
     @property
     def is_delegated(self) -> bool:
         """True when tokens act for a signed-in user (refresh-token flow), False for app-only credentials."""
         return self.auth_type == "refresh_token"
+
+    @property
+    def managed_identity_resource(self) -> str:
+        """The resource a managed-identity token is requested for: the scope without ``/.default``."""
+        return self.scopes[0].removesuffix("/.default")
 
     @property
     def authority(self) -> str:
@@ -141,6 +159,9 @@ class ConnectionSettings:
             "private_key_passphrase",
             "refresh_token",
             "ca_bundle",
+            "federated_token_file",
+            "managed_identity_id_type",
+            "managed_identity_id",
         ):
             digest.update(name.encode() + b"\0" + str(getattr(self, name) or "").encode() + b"\0")
         digest.update(repr((self.scopes, self.proxies, self.connect_timeout, self.read_timeout)).encode())
@@ -217,16 +238,13 @@ class _Parser:
         return value
 
     def parse(self) -> ConnectionSettings:
-        client_id = self.login
-        if not client_id:
-            raise self.fail(
-                "the application (client) id is missing: put it in the connection's login field "
-                "(Application (client) ID)"
-            )
         auth_type = self.auth_type()
+        client_id = self.client_id(auth_type)
         tenant_id = self.tenant(auth_type)
-        cloud, graph_url, authority_host = self.endpoints()
+        cloud, graph_url, authority_host = self.endpoints(auth_type)
         secret, cert, key, passphrase, refresh_token = self.credentials(auth_type)
+        federated_token_file = self.federated_token_file(auth_type)
+        mi_type, mi_id = self.managed_identity(auth_type)
         token_store = self.token_store()
         if auth_type == "refresh_token" and not refresh_token and token_store in (None, "none"):
             raise self.fail(
@@ -261,13 +279,39 @@ class _Parser:
             upload_state=self.upload_state(),
             download_streams=self.download_streams(),
             fsync_downloads=self.flag("fsync_downloads"),
+            federated_token_file=federated_token_file,
+            managed_identity_id_type=mi_type,
+            managed_identity_id=mi_id,
         )
+
+    def client_id(self, auth_type: str) -> str:
+        """The application (client) id; workload identity falls back to AZURE_CLIENT_ID, a managed identity
+        needs none (its own id, if any, selects a user-assigned identity)."""
+        if auth_type == "managed_identity":
+            return self.login or self.text("managed_identity_client_id") or ""
+        client_id = self.login
+        if not client_id and auth_type == "workload_identity":
+            client_id = _clean(os.environ.get("AZURE_CLIENT_ID"))
+            if not client_id:
+                raise self.fail(
+                    "auth_type workload_identity needs the application (client) id: put it in the login field, "
+                    "or set the AZURE_CLIENT_ID environment variable (AKS's workload identity webhook sets it from "
+                    "the service account's azure.workload.identity/client-id annotation)"
+                )
+        if not client_id:
+            raise self.fail(
+                "the application (client) id is missing: put it in the connection's login field "
+                "(Application (client) ID)"
+            )
+        return client_id.strip()
 
     def auth_type(self) -> str:
         auth_type = self.text("auth_type")
         if auth_type is None:
             if self.get("refresh_token"):
                 return "refresh_token"
+            if self.get("federated_token_file"):
+                return "workload_identity"
             if any(self.get(n) for n in ("certificate", "certificate_path", "private_key", "private_key_path")):
                 return "certificate"
             return "client_secret"
@@ -278,6 +322,16 @@ class _Parser:
 
     def tenant(self, auth_type: str) -> str:
         tenant = self.text("tenant_id")
+        if not tenant and auth_type == "workload_identity":
+            tenant = _clean(os.environ.get("AZURE_TENANT_ID"))
+            if not tenant:
+                raise self.fail(
+                    "extra 'tenant_id' is required for auth_type workload_identity: set it to the Directory "
+                    "(tenant) ID, or set the AZURE_TENANT_ID environment variable (AKS's workload identity webhook "
+                    "sets it)"
+                )
+        if not tenant and auth_type == "managed_identity":
+            return ""  # the managed identity endpoint knows its tenant
         if not tenant:
             raise self.fail(
                 f"extra 'tenant_id' is required for auth_type {auth_type}: set it to the Directory (tenant) ID "
@@ -293,12 +347,17 @@ class _Parser:
             )
         return tenant
 
-    def endpoints(self) -> tuple[str, str, str]:
+    def endpoints(self, auth_type: str) -> tuple[str, str, str]:
         cloud = (self.text("cloud") or "global").strip().lower()
         if cloud not in CLOUDS:
             raise self.fail(f"extra 'cloud' is {cloud!r}; use one of {', '.join(CLOUDS)}")
         graph_url = self.text("graph_url") or f"https://{CLOUDS[cloud].graph_host}/v1.0"
-        authority_host = self.text("authority_host") or f"https://{CLOUDS[cloud].authority_host}"
+        authority_host = self.text("authority_host")
+        if not authority_host and auth_type == "workload_identity" and not self.text("cloud"):
+            authority_host = _clean(os.environ.get("AZURE_AUTHORITY_HOST"))  # e.g. https://login.microsoftonline.com/
+            if authority_host:
+                authority_host = authority_host.strip().rstrip("/")
+        authority_host = authority_host or f"https://{CLOUDS[cloud].authority_host}"
         try:
             graph_url = check_service_url(graph_url.strip(), field="extra 'graph_url'")
             authority_host = check_service_url(authority_host.strip(), field="extra 'authority_host'")
@@ -324,6 +383,22 @@ class _Parser:
         passphrase = self.text("private_key_passphrase")
         refresh_token = self.text("refresh_token")
         has_cert_material = bool(cert or key)
+        if auth_type in SECRETLESS_AUTH_TYPES:
+            present = [
+                name
+                for name, value in (
+                    ("the password (client secret)", secret),
+                    ("a certificate or private key", has_cert_material),
+                    ("extra 'refresh_token'", refresh_token),
+                )
+                if value
+            ]
+            if present:
+                raise self.fail(
+                    f"auth_type {auth_type} uses no secret, but {' and '.join(present)} is set; clear it, or set "
+                    "auth_type to the credential you mean (client_secret, certificate or refresh_token)"
+                )
+            return None, None, None, None, None
         if auth_type == "client_secret":
             if has_cert_material:
                 raise self.fail(
@@ -363,6 +438,76 @@ class _Parser:
                 "auth_type to certificate"
             )
         return secret, None, None, None, refresh_token
+
+    def federated_token_file(self, auth_type: str) -> str | None:
+        """The projected service-account token's path (workload identity): extra, else AZURE_FEDERATED_TOKEN_FILE.
+
+        Only its presence is checked here; the file is read at each token request, because the kubelet rotates it.
+        """
+        path = self.text("federated_token_file")
+        if auth_type != "workload_identity":
+            if path:
+                raise self.fail(
+                    f"extra 'federated_token_file' is only used by auth_type workload_identity (this connection "
+                    f"is {auth_type}); remove it or set auth_type to workload_identity"
+                )
+            return None
+        source = "extra 'federated_token_file'"
+        if not path:
+            path = _clean(os.environ.get("AZURE_FEDERATED_TOKEN_FILE"))
+            source = "the AZURE_FEDERATED_TOKEN_FILE environment variable"
+        if not path:
+            raise self.fail(
+                "auth_type workload_identity needs the federated (projected service account) token file: set extra "
+                "'federated_token_file' or the AZURE_FEDERATED_TOKEN_FILE environment variable (AKS sets it in pods "
+                "whose service account is annotated azure.workload.identity/client-id and that carry the label "
+                'azure.workload.identity/use: "true")'
+            )
+        path = os.path.expanduser(path.strip())
+        if not os.path.isabs(path):
+            raise self.fail(f"{source} {path!r} must be an absolute path")
+        if not os.path.isfile(path):
+            raise self.fail(
+                f"the federated token file {path!r} from {source} does not exist on this machine; check that the "
+                "service account token volume is projected into the pod (every worker, and the api-server for Test "
+                "Connection)"
+            )
+        return path
+
+    def managed_identity(self, auth_type: str) -> tuple[str | None, str | None]:
+        """Which managed identity: None (system-assigned), or a user-assigned one by client, object or resource id."""
+        given = {name: self.text(name) for name in MANAGED_IDENTITY_SELECTORS if self.text(name)}
+        if auth_type != "managed_identity":
+            if given:
+                raise self.fail(
+                    f"extra {sorted(given)[0]!r} is only used by auth_type managed_identity (this connection is "
+                    f"{auth_type}); remove it or set auth_type to managed_identity"
+                )
+            return None, None
+        if self.login:
+            login = self.login.strip()
+            if given.get("managed_identity_client_id", login) != login:
+                raise self.fail(
+                    "the login field and extra 'managed_identity_client_id' name different managed identities; keep one"
+                )
+            given["managed_identity_client_id"] = login
+        if len(given) > 1:
+            raise self.fail(
+                f"{' and '.join(repr(n) for n in sorted(given))} are all set; a user-assigned managed identity is "
+                "chosen by one of them (client id, object id or resource id); leave them all empty for the "
+                "system-assigned identity"
+            )
+        if not given:
+            return None, None
+        ((name, value),) = given.items()
+        value = str(value).strip()
+        if name == "managed_identity_resource_id" and not value.lower().startswith("/subscriptions/"):
+            raise self.fail(
+                f"extra 'managed_identity_resource_id' {value!r} is not an Azure resource id (expected "
+                "/subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/"
+                "userAssignedIdentities/<name>)"
+            )
+        return MANAGED_IDENTITY_SELECTORS[name], value
 
     def pem(self, pasted_name: str, path_name: str, what: str) -> str | None:
         pasted = self.text(pasted_name)
@@ -446,7 +591,13 @@ class _Parser:
                     raw = raw.replace(",", " ").split()
             if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw) or not raw:
                 raise self.fail("extra 'scopes' must be a space-separated string or a JSON list of scopes")
-            return tuple(s.strip() for s in raw if s.strip())
+            scopes = tuple(s.strip() for s in raw if s.strip())
+            if auth_type == "managed_identity" and (len(scopes) != 1 or not scopes[0].endswith("/.default")):
+                raise self.fail(
+                    "a managed identity gets a token for one resource: extra 'scopes' must be a single "
+                    "'<resource>/.default' such as https://graph.microsoft.com/.default (or empty)"
+                )
+            return scopes
         # The token's audience is the cloud's Graph resource, even when graph_url points at a proxy or emulator.
         resource = f"https://{CLOUDS[cloud].graph_host}"
         if auth_type != "refresh_token":

@@ -37,8 +37,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "auth_type": _text(
         "Auth type",
         "client_secret: app-only with the password field; certificate: app-only with a certificate; "
-        "refresh_token: delegated (a signed-in user).",
-        enum=["client_secret", "certificate", "refresh_token"],
+        "refresh_token: delegated (a signed-in user); workload_identity: app-only with a federated token file "
+        "(AKS workload identity, no secret); managed_identity: the Azure resource's managed identity (no secret).",
+        enum=["client_secret", "certificate", "refresh_token", "workload_identity", "managed_identity"],
     ),
     "drive_type": _text(
         "Drive type",
@@ -63,6 +64,23 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "Refresh token",
         "For auth type 'refresh_token': from `airflow-onedrive login`. Rotated tokens are kept in the token store.",
         fmt="password",
+    ),
+    "federated_token_file": _text(
+        "Federated token file",
+        "For auth type 'workload_identity': path of the projected service account token, re-read when it rotates "
+        "(default: $AZURE_FEDERATED_TOKEN_FILE; login and tenant default to $AZURE_CLIENT_ID and $AZURE_TENANT_ID).",
+    ),
+    "managed_identity_client_id": _text(
+        "Managed identity client ID",
+        "For auth type 'managed_identity': a user-assigned identity's client id (empty: the system-assigned one).",
+    ),
+    "managed_identity_object_id": _text(
+        "Managed identity object ID",
+        "Or a user-assigned identity's object (principal) id.",
+    ),
+    "managed_identity_resource_id": _text(
+        "Managed identity resource ID",
+        "Or a user-assigned identity's Azure resource id (/subscriptions/.../userAssignedIdentities/<name>).",
     ),
     "token_store": _text(
         "Refresh token store",
@@ -113,13 +131,17 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "port": "443: not used to connect; lets Airflow 3.3.2 test the saved connection",
         "login": "00000000-0000-0000-0000-000000000000",
-        "password": "client secret Value (auth type client_secret; optional for refresh_token)",
+        "password": "client secret Value (auth type client_secret; optional for refresh_token; empty otherwise)",
         "tenant_id": "contoso.onmicrosoft.com",
         "user_id": "adele@contoso.com",
         "site": "https://contoso.sharepoint.com/sites/Finance",
         "library": "Documents",
         "certificate_path": "/opt/airflow/secrets/onedrive.crt",
         "private_key_path": "/opt/airflow/secrets/onedrive.key",
+        "federated_token_file": "/var/run/secrets/azure/tokens/azure-identity-token",
+        "managed_identity_client_id": "00000000-0000-0000-0000-000000000000",
+        "managed_identity_resource_id": "/subscriptions/<sub>/resourceGroups/<group>/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
         "token_store": "variable",
         "proxies": "http://proxy.example.com:3128",
     },

@@ -104,14 +104,16 @@ def _locator(fields: Mapping[str, Any]) -> DriveLocator:
 
 def _client_from_credentials(drive: str | None, options: dict[str, Any], fields: dict[str, Any]) -> OneDriveClient:
     from airflow_provider_onedrive.clients import drive_client
-    from airflow_provider_onedrive.config import ConnectionSettings
+    from airflow_provider_onedrive.config import SECRETLESS_AUTH_TYPES, ConnectionSettings
 
     login = fields.pop("client_id", None) or fields.pop("login", None)
     password = fields.pop("client_secret", None) or fields.pop("password", None)
-    if not login:
+    secretless = str(fields.get("auth_type") or "").strip().lower() in SECRETLESS_AUTH_TYPES
+    if not login and not secretless:
         raise OneDriveConfigError(
             "the onedrive filesystem needs credentials: pass conn_id= (an Airflow connection), token=, client=, "
-            "or client_id= with client_secret/certificate/refresh_token and tenant_id"
+            "client_id= with client_secret/certificate/refresh_token and tenant_id, or auth_type="
+            "workload_identity / managed_identity"
         )
     if drive is not None:  # the URL names the drive: it wins over whatever the fields select
         fields = {k: v for k, v in fields.items() if k not in (*DRIVE_VALUE_FIELDS.values(), "drive_type", "library")}

@@ -9,12 +9,21 @@ import re
 import secrets
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from airflow_provider_onedrive.testing.addressing import Directory, Group, Site
 from airflow_provider_onedrive.testing.faults import FaultRule, Faults
+from airflow_provider_onedrive.testing.federation import (
+    FEDERATION_AUDIENCE,
+    FederatedCredential,
+    Federation,
+    ManagedIdentity,
+    TrustedIssuer,
+    default_managed_identities,
+)
 from airflow_provider_onedrive.testing.graph_api import GraphApi
 from airflow_provider_onedrive.testing.identity import DELEGATED_SCOPES, AppRegistration, Identity
 from airflow_provider_onedrive.testing.render import UrlSigner, alias_origin
@@ -30,11 +39,13 @@ from airflow_provider_onedrive.testing.wire import GraphError, IdentityError, Re
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["CONNECTION_KINDS", "CONTROL_TOKEN_HEADER", "GraphEmulator"]
+__all__ = ["CONNECTION_KINDS", "CONTROL_TOKEN_HEADER", "SECRETLESS_KINDS", "GraphEmulator"]
 
 _VERSION_RE = re.compile(r"^/(v\d+\.\d+|beta)(/|$)")
 #: Connection kinds :meth:`GraphEmulator.connection` and the info document offer.
 CONNECTION_KINDS = ("app", "app_cert", "delegated", "site", "drive", "group")
+#: Secretless kinds :meth:`GraphEmulator.connection` also offers (they need a token file or environment variables).
+SECRETLESS_KINDS = ("workload_identity", "managed_identity")
 #: Header that carries :attr:`GraphEmulator.control_token` to the ``/_emulator/...`` control endpoints.
 CONTROL_TOKEN_HEADER = "X-Emulator-Token"
 #: Content types a browser may POST cross-origin without a CORS preflight (Fetch standard "CORS-safelisted
@@ -106,6 +117,9 @@ class GraphEmulator:
         self.identity = Identity(
             self.settings, self.clock, self.seed.tenant_id, self.seed.tenant_domain, self.app, users
         )
+        issuer = self.settings.federated_issuer or f"https://oidc.airflow-onedrive.invalid/{uuid.uuid4()}/"
+        self.federation = Federation(TrustedIssuer(issuer), managed_identities=default_managed_identities(""))
+        self.identity.federation = self.federation
         self._populate()
         context = self.certificates.server_context()
         s = self.settings
@@ -150,6 +164,10 @@ class GraphEmulator:
         self._populate()
 
     def _populate(self) -> None:
+        self.federation.credentials[:] = [
+            FederatedCredential(self.federation.issuer.issuer, self.settings.federated_subject)
+        ]
+        self.federation.accepted.clear()
         self.store = Store(self.settings, self.clock, str(self.spill_dir))
         self.directory = Directory()
         personal = not self.settings.business
@@ -270,8 +288,9 @@ class GraphEmulator:
     # -- info and connections --------------------------------------------------------------------------------
     def connection(self, kind: str = "app") -> dict[str, Any]:
         """An Airflow connection (the JSON form ``AIRFLOW_CONN_<ID>`` accepts) of ``kind`` (CONNECTION_KINDS)."""
-        if kind not in CONNECTION_KINDS:
-            raise ValueError(f"unknown connection kind {kind!r}; choose one of {', '.join(CONNECTION_KINDS)}")
+        if kind not in CONNECTION_KINDS + SECRETLESS_KINDS:
+            known = ", ".join(CONNECTION_KINDS + SECRETLESS_KINDS)
+            raise ValueError(f"unknown connection kind {kind!r}; choose one of {known}")
         extra: dict[str, Any] = {
             "tenant_id": self.tenant_id,
             "auth_type": "client_secret",
@@ -295,6 +314,14 @@ class GraphEmulator:
                 "refresh_token": self.refresh_token,
                 "scopes": DELEGATED_SCOPES,
             }
+        elif kind == "workload_identity":
+            del conn["password"]
+            token_file = self.write_federated_token()
+            extra.update(auth_type="workload_identity", federated_token_file=str(token_file))
+        elif kind == "managed_identity":
+            del conn["password"], conn["login"]
+            extra.update(auth_type="managed_identity")
+            del extra["tenant_id"]
         elif kind == "site":
             extra = {**extra, "drive_type": "site", "site": self.site_url, "library": "Documents"}
             del extra["user_id"]
@@ -336,6 +363,88 @@ class GraphEmulator:
         if self.seed.groups:
             document.update(group_id=self.group_id, group_drive_id=self.group_drive_id)
         return document
+
+    # -- secretless credentials -----------------------------------------------------------------------------
+    @property
+    def trusted_issuer(self) -> TrustedIssuer:
+        """The external OIDC issuer (a Kubernetes cluster's) whose tokens the app's federated credential accepts."""
+        self._require_started()
+        return self.federation.issuer
+
+    @property
+    def federated_credentials(self) -> list[FederatedCredential]:
+        """The app registration's federated identity credentials (reset to the default one by :meth:`reset`)."""
+        return self.federation.credentials
+
+    def add_federated_credential(
+        self, subject: str, issuer: str | None = None, audience: str = FEDERATION_AUDIENCE
+    ) -> FederatedCredential:
+        """Register another federated identity credential on the app (issuer defaults to the trusted issuer)."""
+        credential = FederatedCredential(issuer or self.trusted_issuer.issuer, subject, (audience,), f"fic-{subject}")
+        self.federation.credentials.append(credential)
+        return credential
+
+    @property
+    def federated_token_path(self) -> Path:
+        """Where :meth:`write_federated_token` writes by default (inside the emulator's temp dir)."""
+        self._require_started()
+        return self.directory_path / "tokens" / "azure-identity-token"
+
+    def write_federated_token(
+        self,
+        path: str | Path | None = None,
+        subject: str | None = None,
+        *,
+        lifetime: float = 3600,
+        audience: str = FEDERATION_AUDIENCE,
+        issuer: str | None = None,
+    ) -> Path:
+        """Mint a projected service-account token file, signed by the trusted issuer, as AKS's kubelet writes it.
+
+        :param path: the file (default :attr:`federated_token_path`); written atomically, mode 0600.
+        :param subject: default ``federated_subject`` (the registered service account).
+        :param lifetime: seconds until the token's ``exp``, counted from the emulator's clock.
+        :param issuer: an ``iss`` other than the trusted issuer (signed with the trusted key anyway: for tests).
+        """
+        return self.trusted_issuer.mint(
+            path or self.federated_token_path,
+            subject or self.settings.federated_subject,
+            lifetime=lifetime,
+            audience=audience,
+            issuer=issuer,
+            now=self.clock.now(),
+        )
+
+    def workload_identity_env(self, token_file: str | Path | None = None) -> dict[str, str]:
+        """The environment variables AKS's workload identity webhook injects, pointing at this emulator."""
+        return {
+            "AZURE_CLIENT_ID": self.client_id,
+            "AZURE_TENANT_ID": self.tenant_id,
+            "AZURE_FEDERATED_TOKEN_FILE": str(token_file or self.write_federated_token()),
+            "AZURE_AUTHORITY_HOST": f"{self.authority_host}/",
+        }
+
+    @property
+    def managed_identities(self) -> tuple[ManagedIdentity, ...]:
+        """Identities of the emulated VM / App Service: the system-assigned one first, then user-assigned ones."""
+        self._require_started()
+        return self.federation.managed_identities
+
+    def managed_identity_env(self, host: str = "vm") -> dict[str, str]:
+        """Environment variables that send MSAL's managed-identity requests here.
+
+        ``vm``: the Instance Metadata Service (MSAL reads ``AZURE_POD_IDENTITY_AUTHORITY_HOST`` in place of
+        ``http://169.254.169.254``); ``app_service``: ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` as App Service
+        and Functions set them.
+        """
+        if host == "vm":
+            return {"AZURE_POD_IDENTITY_AUTHORITY_HOST": self.authority_host}
+        if host == "app_service":
+            return {
+                "IDENTITY_ENDPOINT": f"{self.authority_host}/msi/token",
+                "IDENTITY_HEADER": self.federation.identity_header,
+            }
+        raise ValueError(f"unknown managed identity host {host!r}; use 'vm' or 'app_service'")
 
     def control_headers(self) -> dict[str, str]:
         """Headers that authorize a request to the ``/_emulator/...`` control endpoints."""
@@ -511,6 +620,10 @@ class GraphEmulator:
     def _identity(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")
         identity = self.identity
+        if parts == ["metadata", "identity", "oauth2", "token"]:
+            return self.federation.imds(identity, request)
+        if parts == ["msi", "token"] and request.method == "GET":
+            return self.federation.app_service(identity, request)
         if parts == ["common", "discovery", "instance"] and request.method == "GET":
             return identity.instance_discovery(request)
         if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from airflow_provider_onedrive.testing.federation import JWT_BEARER, Federation, ManagedIdentity
 from airflow_provider_onedrive.testing.settings import Clock, EmulatorSettings
 from airflow_provider_onedrive.testing.tls import AppCertificate
 from airflow_provider_onedrive.testing.wire import GraphError, IdentityError, Request, Response, json_response
@@ -145,6 +146,8 @@ class Identity:
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._state = _State()
+        #: Trusted issuer, federated credentials and managed identities (set by the emulator).
+        self.federation: Federation | None = None
 
     def reset(self) -> None:
         with self._lock:
@@ -182,6 +185,29 @@ class Identity:
             claims.update(idtyp="app", roles=["Files.ReadWrite.All", "Sites.ReadWrite.All"], oid=client_id)
         else:
             claims.update(idtyp="user", scp=scopes, oid=user.id, sub=user.id, upn=user.upn, name=user.display_name)
+        return self._jwt(claims)
+
+    def managed_identity_token(self, managed: ManagedIdentity, audience: str) -> str:
+        """An app-only access token for a managed identity's service principal (its own app roles)."""
+        now = self.clock.now()
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": int(now),
+            "nbf": int(now),
+            "exp": now + self.settings.token_lifetime,
+            "tid": self.tenant_id,
+            "appid": managed.client_id,
+            "app_displayname": managed.display_name,
+            "idtyp": "app",
+            "oid": managed.object_id,
+            "sub": managed.object_id,
+            "roles": list(managed.roles),
+            "xms_mirid": managed.resource_id or f"/subscriptions/emulator/virtualMachines/{managed.display_name}",
+            "uti": b64url(secrets.token_bytes(16)),
+            "xms_emu_iat": now,
+            "ver": "1.0",
+        }
         return self._jwt(claims)
 
     def expire_access_tokens(self) -> None:
@@ -423,9 +449,23 @@ class Identity:
                 )
             return True
         if "client_assertion" in form:
-            self._verify_assertion(request, form, tenant)
+            if self.federation is not None and self._is_federated(form):
+                self.federation.verify(self, form["client_assertion"])
+            else:
+                self._verify_assertion(request, form, tenant)
             return True
         return False
+
+    def _is_federated(self, form: dict[str, str]) -> bool:
+        """A jwt-bearer assertion issued by someone other than the app itself: workload identity federation."""
+        if form.get("client_assertion_type") != JWT_BEARER:
+            return False
+        parts = form["client_assertion"].split(".")
+        try:
+            claims = json.loads(b64url_decode(parts[1])) if len(parts) == 3 else {}
+        except ValueError:
+            return False
+        return isinstance(claims, dict) and claims.get("iss") not in (None, self.app.client_id)
 
     def _verify_assertion(self, request: Request, form: dict[str, str], tenant: str) -> None:
         def fail(reason: str) -> IdentityError:

@@ -26,6 +26,9 @@ class EmulatorSettings:
     :param refresh_token_lifetime: seconds a refresh token stays valid after it was issued (90 days of inactivity,
         learn.microsoft.com "Refresh tokens in the Microsoft identity platform"); then ``invalid_grant``
         AADSTS700082. Redeeming one issues a fresh token with a fresh lifetime.
+    :param federated_issuer: the external OIDC issuer the app registration's federated identity credential trusts
+        (default: a generated ``https://oidc.airflow-onedrive.invalid/<guid>/``); ``federated_subject`` is the
+        credential's subject (a Kubernetes service account: ``system:serviceaccount:<namespace>:<name>``).
     :param refresh_token_reuse: ``allowed`` (Microsoft's documented behaviour: the identity platform "doesn't
         revoke old refresh tokens when used to fetch new access tokens") or ``single_use``, an opt-in strict
         rotation where a redeemed token dies after ``refresh_token_reuse_grace`` seconds (``invalid_grant`` 70000).
@@ -49,6 +52,9 @@ class EmulatorSettings:
     device_code_lifetime: float = 900
     device_code_interval: int = 5
     device_code_enforce_interval: bool = False
+    # workload identity federation: the trusted issuer ("" = a generated https URL) and the registered subject
+    federated_issuer: str = ""
+    federated_subject: str = "system:serviceaccount:airflow:airflow-worker"
     # Graph drive API
     page_size: int = 200
     max_page_size: int = 1000

@@ -1,5 +1,5 @@
 """A real task run (``airflow tasks test`` in a subprocess, with Airflow's log masking on, unlike dag.test)
-leaks no client secret, refresh token, access token or upload URL into its output.
+leaks no client secret, refresh token, access token, federated assertion or upload URL into its output.
 
 The DAG uploads a file big enough for an upload session, and a deliberately careless task prints the secrets
 it can reach; Airflow must have been told about every one of them (connection fields by name, tokens by the
@@ -71,12 +71,16 @@ with DAG(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1,
 
         app = OneDriveHook(onedrive_conn_id="onedrive_default")
         user = OneDriveHook(onedrive_conn_id="onedrive_delegated")
+        federated = OneDriveHook(onedrive_conn_id="onedrive_federated")
         secrets = {{
             "app_access_token": app.get_token(),
             "user_access_token": user.get_token(),
             "client_secret": app.get_settings().client_secret,
             "refresh_token": user.get_settings().refresh_token,
+            "federated_access_token": federated.get_token(),
         }}
+        with open(federated.get_settings().federated_token_file) as handle:
+            secrets["federated_assertion"] = handle.read().strip()
         with open({side_file!r}, "w") as handle:
             json.dump(secrets, handle)
         for name, value in secrets.items():
@@ -110,6 +114,7 @@ def masking_env(drive, tmp_path, airflow_db) -> dict[str, str]:
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
         AIRFLOW_CONN_ONEDRIVE_DEFAULT=json.dumps(drive.connection("app")),
         AIRFLOW_CONN_ONEDRIVE_DELEGATED=json.dumps(delegated),
+        AIRFLOW_CONN_ONEDRIVE_FEDERATED=json.dumps(drive.connection("workload_identity")),
     )
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=120)

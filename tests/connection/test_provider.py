@@ -9,6 +9,7 @@ import types
 
 import pytest
 
+from airflow_provider_onedrive.config import AUTH_TYPES
 from airflow_provider_onedrive.get_provider_info import CONN_FIELDS, get_provider_info
 from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
 
@@ -39,7 +40,7 @@ def test_declarative_form(manager):
     assert set(widgets) == {f"extra__onedrive__{name}" for name in CONN_FIELDS}
     assert {w.field_name for w in widgets.values() if w.is_sensitive} == SECRET_FIELDS
     schema = widgets["extra__onedrive__auth_type"].field["schema"]
-    assert schema["enum"] == ["client_secret", "certificate", "refresh_token"] and schema["title"] == "Auth type"
+    assert schema["enum"] == list(AUTH_TYPES) and schema["title"] == "Auth type"
     assert widgets["extra__onedrive__cloud"].field["schema"]["enum"] == ["global", "us_gov", "us_gov_dod", "china"]
     assert widgets["extra__onedrive__certificate"].field["schema"]["format"] == "multiline"
     assert all(w.field["description"] for w in widgets.values())

@@ -80,3 +80,25 @@ def test_personal(onedrive_emulator):
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_workload_identity_fixture(onedrive_workload_identity: GraphEmulator) -> None:
+    from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
+
+    emu = onedrive_workload_identity
+    conn = json.loads(os.environ["AIRFLOW_CONN_ONEDRIVE_DEFAULT"])
+    assert "login" not in conn and "tenant_id" not in conn["extra"]
+    assert os.environ["AZURE_CLIENT_ID"] == emu.client_id
+    token_file = Path(os.environ["AZURE_FEDERATED_TOKEN_FILE"])
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    emu.put_file("x.txt", b"x")
+    assert OneDriveHook().download("x.txt") == b"x"
+    assert emu.federation.accepted[0][0] == emu.settings.federated_subject
+
+
+@pytest.mark.parametrize("onedrive_managed_identity", ["vm", "app_service"], indirect=True)
+def test_managed_identity_fixture(onedrive_managed_identity: GraphEmulator) -> None:
+    from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
+
+    onedrive_managed_identity.put_file("y.txt", b"y")
+    assert OneDriveHook().download("y.txt") == b"y"

@@ -252,3 +252,51 @@ def test_saved_connection_without_port_on_airflow_3_3_2(
         shot(page, ui_artifacts, "07-empty-port-refused-on-3.3.2")
     else:
         assert status == 200 and answer["status"] is True, answer
+
+
+def test_workload_identity_connection_saved_without_a_secret_tests_ok(
+    page: Any, ui_emulator: GraphEmulator, ui_artifacts: Path
+) -> None:
+    """The secretless auth types are offered; a workload identity connection needs only its token file."""
+    conn_id = "onedrive_ui_workload_identity"
+    token_file = ui_emulator.write_federated_token(ui_emulator.federated_token_path.with_name("ui-token"))
+    dialog = open_add_form(page)
+    dialog.locator("input[name=connection_id]").fill(conn_id)
+    open_standard_fields(dialog)
+    dialog.locator("input[name=login]").fill(ui_emulator.client_id)
+    dialog.locator("input[name=port]").fill("443")
+    open_extra_fields(dialog)
+    dialog.locator("[name=element_tenant_id]").fill(ui_emulator.tenant_id)
+    choose(page, field_root(dialog, "element_auth_type").get_by_role("combobox"), "workload_identity")
+    expect(dialog.locator("[name=element_auth_type]")).to_have_value("workload_identity")
+    token_row = field_root(dialog, "element_federated_token_file")
+    expect(token_row.locator("label")).to_have_text("Federated token file")
+    expect(token_row.locator("[data-part=helper-text]")).to_contain_text("AZURE_FEDERATED_TOKEN_FILE")
+    token_row.locator("[name=element_federated_token_file]").fill(str(token_file))
+    choose(page, field_root(dialog, "element_drive_type").get_by_role("combobox"), "user")
+    dialog.locator("[name=element_user_id]").fill(ui_emulator.user_upn)
+    dialog.locator("[name=element_graph_url]").fill(ui_emulator.graph_url)
+    dialog.locator("[name=element_authority_host]").fill(ui_emulator.authority_host)
+    dialog.locator("[name=element_ca_bundle]").fill(ui_emulator.ca_bundle)
+    shot(page, ui_artifacts, "08-workload-identity-connection-filled")
+    row = save(page, dialog, conn_id)
+
+    ui_emulator.clear_requests()
+    status, answer = press_test(page, row)
+    assert status == 200 and answer["status"] is True, answer
+    success = toast(page, "Test Connection Successful")
+    expect(success).to_contain_text("Connected with app-only (workload_identity): drive 'OneDrive' (business)")
+    settled(page, success)
+    shot(page, ui_artifacts, "09-workload-identity-test-connection-success")
+    assert ui_emulator.federation.accepted, "the api-server exchanged the federated token"
+
+    # A token file that is not there: the message names the field and the fix.
+    row.get_by_role("button", name="Edit Connection").click()
+    dialog = page.get_by_role("dialog")
+    open_extra_fields(dialog)
+    dialog.locator("[name=element_federated_token_file]").fill(str(token_file) + ".missing")
+    row = save(page, dialog, conn_id)
+    status, answer = press_test(page, row)
+    assert status == 200 and answer["status"] is False, answer
+    assert "does not exist on this machine" in answer["message"], answer
+    expect(toast(page, "Test Connection Failed")).to_contain_text("federated token file")
