@@ -121,7 +121,7 @@ class Downloader:
         if not url:
             response = self.ctx.graph.request(
                 "GET",
-                f"{self.ctx.drive_base}/items/{item_id}/content",
+                self.ctx.by_id(item_id, "content"),
                 allow_redirects=False,
                 stream=True,
                 action=f"GET content of {item.get('name', item_id)}",
@@ -141,7 +141,7 @@ class Downloader:
 
     def _refresh(self, item: dict[str, Any]) -> dict[str, Any]:
         """Fresh metadata (and URL) for an item whose download URL stopped working."""
-        return self.ctx.graph.get_json(f"{self.ctx.drive_base}/items/{item['id']}")
+        return self.ctx.graph.get_json(self.ctx.by_id(item["id"]))
 
     # -- whole files ----------------------------------------------------------------------------------
     def download_file(
