@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
     from airflow_provider_onedrive.transfers.models import RemoteItem
 
-__all__ = ["DEFAULT_CONN_ID", "PROTOCOLS", "OneDriveFile", "OneDriveFileSystem", "get_fs", "schemes"]
+__all__ = ["DEFAULT_CONN_ID", "PROTOCOLS", "OneDriveFile", "OneDriveFileSystem", "get_fs", "schemes", "share_url"]
 
 #: ``onedrive`` is shared with msgraphfs and the microsoft-azure provider; ``onedrive+graph`` is only ours.
 PROTOCOLS = ("onedrive", "onedrive+graph")
@@ -61,6 +61,19 @@ def split_url(url: str) -> tuple[str | None, str | None, str]:
     return None, None, text.strip("/")
 
 
+def share_url(sharing_url: str, path: str = "", *, conn_id: str | None = None) -> str:
+    """An ``onedrive://`` URL for ``path`` below a shared folder (or, with no path, the shared file):
+    ``onedrive://{conn_id}@u!{token}/{path}``, where the token is Graph's encoding of the sharing URL.
+
+    ``pd.read_csv(share_url(link, "q1.csv", conn_id="onedrive_default"))`` reads ``q1.csv`` of a shared folder.
+    The URL holds the sharing link (decodable): treat it as the link itself.
+    """
+    from airflow_provider_onedrive.transfers.sharing import share_token
+
+    token = share_token(sharing_url)
+    return f"onedrive://{conn_id or ''}@{token}/{path.strip('/')}"
+
+
 class OneDriveFileSystem(AbstractFileSystem):
     """fsspec filesystem for a OneDrive or SharePoint drive, through Microsoft Graph.
 
@@ -78,6 +91,9 @@ class OneDriveFileSystem(AbstractFileSystem):
     Behaviour:
 
     :param drive: a drive id overriding the configured drive (what ``onedrive://conn@drive/`` sets).
+    :param share: a sharing URL (``https://...``) or share id (``s!...``): paths are then relative to the shared
+        folder (``""`` is the shared file itself). ``onedrive://conn@u!{token}/path`` sets it from a URL (see
+        :func:`share_url`). Resolved on first use, with ``Prefer: redeemSharingLink``.
     :param conflict: what writes do when the file exists: ``replace`` (fsspec's convention, default), ``fail``
         (raise FileExistsError) or ``rename``. ``open(path, "xb")`` and ``pipe(..., mode="create")`` always fail.
     :param block_size: read block size in bytes (default 4 MiB); ``cache_type`` the fsspec read cache.
@@ -96,6 +112,7 @@ class OneDriveFileSystem(AbstractFileSystem):
         client: OneDriveClient | None = None,
         token: str | Callable[[], str] | None = None,
         drive: str | None = None,
+        share: str | None = None,
         conflict: str = "replace",
         block_size: int | None = None,
         cache_type: str = "readahead",
@@ -120,6 +137,7 @@ class OneDriveFileSystem(AbstractFileSystem):
             "drive": drive,
             "client_options": client_options,
             "credentials": storage_options,
+            "share": share,
         }
         self._client: OneDriveClient | None = client
         self._client_lock = threading.Lock()
