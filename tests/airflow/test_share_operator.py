@@ -1,0 +1,74 @@
+"""OneDriveShareOperator against the emulated drive: validation at parse time, the link in XCom, retries."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_provider_onedrive.errors import OneDriveNotFoundError, OneDriveValidationError
+from airflow_provider_onedrive.operators.onedrive import OneDriveShareOperator
+from tests.airflow.conftest import DS
+
+pytestmark = pytest.mark.airflow
+
+CONTEXT = {"ds": DS, "ds_nodash": DS.replace("-", "")}
+
+
+def run(operator, context=None):
+    operator.render_template_fields(dict(context or CONTEXT))
+    result = operator.execute(dict(context or CONTEXT))
+    assert json.loads(json.dumps(result)) == result
+    return result
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"path": ""}, "drive root"),
+        ({"path": "out/*.csv"}, "is a glob"),
+        ({"path": "a.csv", "link_type": "download"}, "link type"),
+        ({"path": "a.csv", "scope": "anonymous", "recipients": ["a@contoso.com"]}, "recipients"),
+        ({"path": "a.csv", "expires": "2001-01-01T00:00:00Z"}, "in the past"),
+        ({"path": "a.csv", "expires": "2031-01-01T00:00:00Z", "expires_in": timedelta(days=1)}, "at most one"),
+        ({"path": "a.csv", "expires_in": timedelta(0)}, "positive"),
+        ({"path": "a.csv", "link_type": "embed", "scope": "users"}, "embed"),
+    ],
+)
+def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs, message):
+    with pytest.raises(OneDriveValidationError, match=message):
+        OneDriveShareOperator(task_id="share", **kwargs)
+
+
+def test_templated_path_and_expiry_are_checked_after_rendering(drive):
+    drive.put_file(f"reports/{DS}/summary.json", b"{}")
+    operator = OneDriveShareOperator(
+        task_id="share", path="reports/{{ ds }}/summary.json", expires="{{ ds }}T00:00:00Z", scope="organization"
+    )
+    with pytest.raises(OneDriveValidationError, match="in the past"):
+        run(operator)
+    assert not [r for r in drive.requests if r.path.endswith("/createLink")]
+
+
+def test_the_link_goes_to_xcom_and_a_rerun_returns_the_same_one(drive, client):
+    drive.put_file(f"reports/{DS}/summary.json", b"{}")
+    operator = OneDriveShareOperator(
+        task_id="share", path="reports/{{ ds }}/summary.json", scope="organization", expires_in=timedelta(days=30)
+    )
+    first = run(operator)
+    second = run(operator)
+    assert first["url"].startswith("https://") and first["created"] is True and second["created"] is False
+    assert second["url"] == first["url"] and second["id"] == first["id"]
+    assert first["type"] == "view" and first["scope"] == "organization" and first["roles"] == ["read"]
+    expires = datetime.fromisoformat(first["expires"])
+    assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+    assert first["path"] == f"reports/{DS}/summary.json"
+    assert [p["id"] for p in client.permissions(first["path"]) if "link" in p] == [first["id"]]
+    shared = client.for_share(first["url"])
+    assert shared.download_bytes("") == b"{}"
+
+
+def test_a_missing_path_fails_with_not_found(drive):
+    with pytest.raises(OneDriveNotFoundError):
+        run(OneDriveShareOperator(task_id="share", path="nothing/here.csv"))
