@@ -78,3 +78,20 @@ def test_shared_lists_items_shared_with_the_signed_in_user(onedrive_emulator, co
     assert [(r["name"], r["drive_id"], r["is_folder"]) for r in records] == [
         ("one.csv", onedrive_emulator.drive_id, False)
     ]
+
+
+def test_the_demo_lists_links_without_their_urls(onedrive_emulator, conn_args, capsys):
+    import io
+
+    from airflow_provider_onedrive.commands.demo import print_links
+
+    onedrive_emulator.put_file("deliveries/r.csv", b"r")
+    assert (
+        main(["share", "deliveries/r.csv", "--scope", "organization", "--expires", "2099-01-01T00:00:00Z", *conn_args])
+        == 0
+    )
+    url = capsys.readouterr().out.strip()
+    out = io.StringIO()
+    print_links(onedrive_emulator, out)
+    assert "deliveries/r.csv: view link, scope organization, expires 2099-01-01T00:00:00Z" in out.getvalue()
+    assert url not in out.getvalue()
