@@ -174,3 +174,20 @@ def test_link_urls_and_share_tokens_never_reach_log_lines_or_errors(emu, client,
     text = caplog.text + str(failure.value)
     assert link.url not in text and token not in text and token[2:20] not in text
     assert "shares/<redacted>" in caplog.text  # urllib3's request lines keep the path, without the token
+
+
+def test_personal_drives_take_passwords_and_embed_links_but_no_organization_scope(tmp_path):
+    from airflow_provider_onedrive.testing import GraphEmulator
+    from tests.transfer.transfer_helpers import make_client
+
+    with GraphEmulator(mode="personal") as personal:
+        personal.put_file("p/a.txt", b"hello")
+        client = make_client(personal, tmp_path / "state")
+        protected = client.create_link("p/a.txt", type="view", scope="anonymous", password="pw")
+        assert protected.has_password and protected.scope == "anonymous"
+        assert client.create_link("p/a.txt", type="embed").type == "embed"
+        with pytest.raises(OneDriveValidationError, match="OneDrive Personal"):
+            client.create_link("p/a.txt", scope="organization")
+        with pytest.raises(OneDriveValidationError, match="only for files"):
+            client.create_link("p", type="embed")
+        client.close()
