@@ -16,7 +16,8 @@ Modelled on Microsoft's documentation:
 - sharedWithMe (deprecated): https://learn.microsoft.com/graph/api/drive-sharedwithme (delegated only; every
   entry carries a ``remoteItem`` facet with ``parentReference.driveId``)
 
-Access follows the link's scope: ``anonymous`` and ``organization`` links open for any caller of the tenant,
+Access follows the link's scope: ``anonymous`` and ``organization`` links open for any caller of the tenant
+(on Business, an application without access to the drive cannot open an anonymous link: it has no user context),
 ``users`` links only for their recipients (and whoever may use the whole drive). A redeemed link lets its holder
 address the shared item (and what is below it) as ``/drives/{drive-id}/items/{item-id}``: read for ``view``
 links, read and write for ``edit`` links. What an expired link answers is not documented: 403 accessDenied here.
@@ -296,6 +297,12 @@ class Sharing:
             if item is None:
                 raise GraphError(404, "itemNotFound", "The shared item no longer exists.")
             owner = check_drive_access(store, drive.id, principal)
+            if principal.user is None and emu.settings.business and link.scope == "anonymous" and not owner:
+                # shares-get remarks: on Business "the Shares API always requires authentication and cannot be
+                # used to access anonymously shared content without a user context"
+                raise GraphError(
+                    403, "accessDenied", "Anonymously shared content cannot be accessed without a user context."
+                )
             if link.scope == "users" and not (owner or link.names(principal)):
                 raise GraphError(403, "accessDenied", "This link only works for the people it was shared with.")
             if relation == "root" and emu.settings.business:

@@ -198,3 +198,18 @@ def test_shared_with_me_lists_remote_items_for_delegated_callers(emu, graph, ale
     remote = entries[0]["remoteItem"]
     assert remote["name"] == "one.csv" and remote["parentReference"]["driveId"] == emu.drive_id and "file" in remote
     assert_graph_error(graph.get("/me/drive/sharedWithMe"), 400, "BadRequest")  # app-only: not supported
+
+
+def test_an_app_without_the_drive_cannot_open_anonymous_business_links(make_emulator):
+    """shares-get remarks: on Business the shares API "cannot be used to access anonymously shared content
+    without a user context"; an app granted only another drive (Sites.Selected) gets 403."""
+    emu = make_emulator(app_allowed_drives=("b!elsewhere",))
+    adele = Graph(emu, user_token(emu), drive="/me/drive")
+    adele.upload("a.txt", b"a")
+    anonymous = adele.post(f"items/{item_id(adele, 'a.txt')}/createLink", json={"type": "view", "scope": "anonymous"})
+    organization = adele.post(
+        f"items/{item_id(adele, 'a.txt')}/createLink", json={"type": "view", "scope": "organization"}
+    )
+    app = Graph(emu, app_token(emu))
+    assert_graph_error(app.get(f"/shares/{anonymous.json()['shareId']}/driveItem"), 403, "accessDenied")
+    assert app.get(f"/shares/{organization.json()['shareId']}/driveItem").status_code == 200
