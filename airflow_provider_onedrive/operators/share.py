@@ -80,7 +80,7 @@ class OneDriveShareOperator(OneDriveBaseOperator):
             scope=scope,
             expires=None if is_templated(expires) else expires,
             password=password,
-            recipients=None if is_templated(recipients) else recipients,
+            recipients=None if _templated_list(recipients) else recipients,
             retain_inherited_permissions=retain_inherited_permissions,
         )
 
@@ -113,6 +113,13 @@ class OneDriveShareOperator(OneDriveBaseOperator):
             f", expires {link.expires.isoformat()}" if link.expires else ", no expiry",
         )
         return link.to_dict()
+
+
+def _templated_list(value: Any) -> bool:
+    """True when a list's value, or one of its elements, is known only at run time."""
+    if is_templated(value):
+        return True
+    return isinstance(value, list | tuple) and any(is_templated(v) for v in value)
 
 
 def _shareable(value: Any) -> str:

@@ -72,3 +72,18 @@ def test_the_link_goes_to_xcom_and_a_rerun_returns_the_same_one(drive, client):
 def test_a_missing_path_fails_with_not_found(drive):
     with pytest.raises(OneDriveNotFoundError):
         run(OneDriveShareOperator(task_id="share", path="nothing/here.csv"))
+
+
+def test_templated_recipients_are_checked_after_rendering(drive):
+    drive.put_file("hr/plan.xlsx", b"PK")
+
+    def operator():
+        return OneDriveShareOperator(
+            task_id="share", path="hr/plan.xlsx", scope="users", recipients=["{{ params.to }}"]
+        )
+
+    with pytest.raises(OneDriveValidationError, match="not an email address"):
+        run(operator(), {**CONTEXT, "params": {"to": "not-an-address"}})
+    assert not [r for r in drive.requests if r.path.endswith("/createLink")]
+    link = run(operator(), {**CONTEXT, "params": {"to": drive.users[1]}})
+    assert link["scope"] == "users" and link["created"] is True
