@@ -42,6 +42,8 @@ PROTOCOLS = ("onedrive", "onedrive+graph")
 #: The schemes ObjectStoragePath routes to :func:`get_fs`.
 schemes = list(PROTOCOLS)
 DEFAULT_CONN_ID = "onedrive_default"
+#: How every encoded sharing URL starts (``u!`` + base64url of ``http``...): never a real folder's name.
+_ENCODED_URL_SEGMENT = "u!aHR0c"
 #: Storage options understood by fsspec's AbstractFileSystem / DirCache rather than by us.
 _FSSPEC_OPTIONS = ("use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache")
 
@@ -156,7 +158,16 @@ class OneDriveFileSystem(AbstractFileSystem):
     def _strip_protocol(cls, path: Any) -> Any:
         if isinstance(path, list | tuple):
             return [cls._strip_protocol(p) for p in path]
-        return split_url(path)[2]
+        stripped = split_url(path)[2]
+        if stripped.startswith(_ENCODED_URL_SEGMENT):
+            # Airflow's ObjectStoragePath hands the URL's authority over as the first folder, so a share token
+            # would be looked up as a folder (and echoed in the error): refuse it, without repeating it.
+            raise OneDriveValidationError(
+                "this path starts with a share token (u!...), which is not a folder: ObjectStoragePath does not pass "
+                "a URL's share to the filesystem. Use OneDriveFileSystem(conn_id=..., share=<sharing URL>), "
+                'storage_options={"share": <sharing URL>} with fsspec or pandas, or OneDriveHook.get_shared_client'
+            )
+        return stripped
 
     @staticmethod
     def _get_kwargs_from_urls(path: str) -> dict[str, Any]:

@@ -61,3 +61,18 @@ def test_a_bad_share_is_refused_before_any_request(onedrive_emulator, alex_optio
     with pytest.raises(OneDriveValidationError, match="sharing URL"):
         fs.ls("")
     assert not [r for r in onedrive_emulator.requests if r.kind == "graph"]
+
+
+@pytest.mark.airflow
+def test_object_storage_path_with_a_share_token_is_refused_without_echoing_it(onedrive_emulator_connection, owner):
+    """ObjectStoragePath attaches the connection's filesystem and passes ``u!{token}/a.csv`` as a path: refused
+    (pointing to the share option), never looked up as a folder whose name (the link) would land in an error."""
+    from airflow.sdk import ObjectStoragePath
+
+    owner.pipe("team/a.csv", b"a\n")
+    link = owner.client.create_link("team", scope="organization")
+    before = len(onedrive_emulator_connection.requests)
+    with pytest.raises(OneDriveValidationError, match="share token") as refused:
+        ObjectStoragePath(share_url(link.url, "a.csv", conn_id="onedrive_default")).read_bytes()
+    assert share_url(link.url)[len("onedrive://@") :].rstrip("/") not in str(refused.value)
+    assert not [r for r in onedrive_emulator_connection.requests[before:] if r.kind == "graph"]
