@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_onedrive.errors import OneDriveValidationError
 from airflow_provider_onedrive.matching import has_magic
 from airflow_provider_onedrive.operators.base import OneDriveBaseOperator, is_templated, remote_path_or_glob
 from airflow_provider_onedrive.transfers.sharing import check_link_options
 
-__all__ = ["OneDriveShareOperator"]
+if TYPE_CHECKING:
+    from airflow_provider_onedrive.drive import OneDriveClient
+
+__all__ = ["SHARE_OPTIONS", "OneDriveShareOperator", "create_and_log", "link_request"]
 
 
 class OneDriveShareOperator(OneDriveBaseOperator):
@@ -60,10 +63,6 @@ class OneDriveShareOperator(OneDriveBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(onedrive_conn_id=onedrive_conn_id, **kwargs)
-        if expires is not None and expires_in is not None:
-            raise OneDriveValidationError("give at most one of expires (a moment) and expires_in (a duration)")
-        if expires_in is not None and (not isinstance(expires_in, timedelta) or expires_in <= timedelta(0)):
-            raise OneDriveValidationError(f"expires_in must be a positive timedelta, got {expires_in!r}")
         self.path = path
         self.link_type = link_type
         self.scope = scope
@@ -75,44 +74,83 @@ class OneDriveShareOperator(OneDriveBaseOperator):
         self.mask_link = mask_link
         if not is_templated(path):
             _shareable(path)
-        check_link_options(
-            type=link_type,
-            scope=scope,
-            expires=None if is_templated(expires) else expires,
-            password=password,
-            recipients=None if _templated_list(recipients) else recipients,
-            retain_inherited_permissions=retain_inherited_permissions,
-        )
+        link_request(self._request(), at_parse=True)
+
+    def _request(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SHARE_OPTIONS}
 
     def execute(self, context: Any) -> dict[str, Any]:
         path = _shareable(self.path)
-        expires = self.expires
-        if self.expires_in is not None:
-            expires = datetime.now(UTC) + self.expires_in
+        request = self._request()
         with self.client() as client:
-            link = client.create_link(
-                path,
-                type=self.link_type,
-                scope=self.scope,
-                expires=expires,
-                password=self.password,
-                recipients=self.recipients,
-                retain_inherited_permissions=self.retain_inherited_permissions,
-            )
-        if self.mask_link and link.url:
-            from airflow_provider_onedrive.compat import mask_secret
+            return create_and_log(self, client, path, request)
 
-            mask_secret(link.url)
-        self.log.info(
-            "Shared %s: %s link, scope %s, permission %s (%s)%s; the URL is in this task's XCom",
-            path,
-            link.type,
-            link.scope or "the organization's default",
-            link.id,
-            "new link" if link.created else "the existing link",
-            f", expires {link.expires.isoformat()}" if link.expires else ", no expiry",
+
+#: The share options (the share operator's keywords) that ``share=`` of the upload operator accepts.
+SHARE_OPTIONS = (
+    "link_type",
+    "scope",
+    "expires",
+    "expires_in",
+    "password",
+    "recipients",
+    "retain_inherited_permissions",
+    "mask_link",
+)
+
+
+def link_request(options: Mapping[str, Any], *, at_parse: bool = False) -> dict[str, Any]:
+    """``options`` (share operator keywords) checked: unknown names, and, at parse time, literal values."""
+    unknown = sorted(set(options) - set(SHARE_OPTIONS))
+    if unknown:
+        raise OneDriveValidationError(f"share= does not know {', '.join(unknown)}; use {', '.join(SHARE_OPTIONS)}")
+    if options.get("expires") is not None and options.get("expires_in") is not None:
+        raise OneDriveValidationError("give at most one of expires (a moment) and expires_in (a duration)")
+    expires_in = options.get("expires_in")
+    if expires_in is not None and (not isinstance(expires_in, timedelta) or expires_in <= timedelta(0)):
+        raise OneDriveValidationError(f"expires_in must be a positive timedelta, got {expires_in!r}")
+    if at_parse:
+        check_link_options(
+            type=options.get("link_type", "view"),
+            scope=options.get("scope"),
+            expires=None if is_templated(options.get("expires")) else options.get("expires"),
+            password=options.get("password"),
+            recipients=None if _templated_list(options.get("recipients")) else options.get("recipients"),
+            retain_inherited_permissions=options.get("retain_inherited_permissions"),
         )
-        return link.to_dict()
+    return dict(options)
+
+
+def create_and_log(operator: Any, client: OneDriveClient, path: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Create (or get back) the link ``options`` describe for ``path``, mask its URL unless told not to, and log
+    what was shared (never the URL). Returns the link's XCom dict."""
+    options = link_request(options)
+    expires = options.get("expires")
+    if options.get("expires_in") is not None:
+        expires = datetime.now(UTC) + options["expires_in"]
+    link = client.create_link(
+        path,
+        type=options.get("link_type", "view"),
+        scope=options.get("scope"),
+        expires=expires,
+        password=options.get("password"),
+        recipients=options.get("recipients"),
+        retain_inherited_permissions=options.get("retain_inherited_permissions"),
+    )
+    if options.get("mask_link", True) and link.url:
+        from airflow_provider_onedrive.compat import mask_secret
+
+        mask_secret(link.url)
+    operator.log.info(
+        "Shared %s: %s link, scope %s, permission %s (%s)%s; the URL is in this task's XCom",
+        path,
+        link.type,
+        link.scope or "the organization's default",
+        link.id,
+        "new link" if link.created else "the existing link",
+        f", expires {link.expires.isoformat()}" if link.expires else ", no expiry",
+    )
+    return link.to_dict()
 
 
 def _templated_list(value: Any) -> bool:

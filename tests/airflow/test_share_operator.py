@@ -87,3 +87,48 @@ def test_templated_recipients_are_checked_after_rendering(drive):
     assert not [r for r in drive.requests if r.path.endswith("/createLink")]
     link = run(operator(), {**CONTEXT, "params": {"to": drive.users[1]}})
     assert link["scope"] == "users" and link["created"] is True
+
+
+def test_upload_with_share_adds_a_link_to_each_record(drive, client, tmp_path):
+    from airflow_provider_onedrive.operators.onedrive import OneDriveUploadOperator
+
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text(f"{name}\n")
+    upload = OneDriveUploadOperator(
+        task_id="deliver",
+        local_path=str(tmp_path / "*.csv"),
+        remote_path="out/{{ ds }}/",
+        conflict="replace",
+        share={"scope": "organization", "expires_in": timedelta(days=7)},
+    )
+    records = run(upload)
+    assert [r["path"] for r in records] == [f"out/{DS}/a.csv", f"out/{DS}/b.csv"]
+    links = [r["link"] for r in records]
+    assert all(link["scope"] == "organization" and link["created"] for link in links)
+    assert links[0]["url"] != links[1]["url"] and links[0]["path"] == records[0]["path"]
+    assert client.for_share(links[1]["url"]).download_bytes("") == b"b.csv\n"
+    again = run(upload)  # a retry: the same files, the same links
+    assert [r["link"]["id"] for r in again] == [link["id"] for link in links]
+    assert not any(r["link"]["created"] for r in again)
+
+
+def test_upload_without_share_keeps_its_record_shape(drive):
+    from airflow_provider_onedrive.operators.onedrive import OneDriveUploadOperator
+
+    (record,) = run(OneDriveUploadOperator(task_id="up", data="x", remote_path="x.txt"))
+    assert set(record) == {"path", "size", "id", "hash", "status", "source"}
+
+
+@pytest.mark.parametrize(
+    ("share", "message"),
+    [
+        ({"scopes": "organization"}, "does not know scopes"),
+        ({"scope": "anonymous", "recipients": ["a@contoso.com"]}, "recipients"),
+        ({"expires_in": timedelta(days=-1)}, "positive"),
+    ],
+)
+def test_upload_share_options_are_checked_when_the_dag_is_parsed(share, message):
+    from airflow_provider_onedrive.operators.onedrive import OneDriveUploadOperator
+
+    with pytest.raises(OneDriveValidationError, match=message):
+        OneDriveUploadOperator(task_id="up", data="x", remote_path="x.txt", share=share)
