@@ -7,6 +7,7 @@ session, resumable sessions, verified atomic downloads, concurrency) lives in :m
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -26,6 +27,7 @@ from airflow_provider_onedrive.transfers.listing import LIST_SELECT, walk_tree
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, UploadResult, check_time_basis
 from airflow_provider_onedrive.transfers.operations import CopyMonitor, Operations
 from airflow_provider_onedrive.transfers.progress import ProgressCallback
+from airflow_provider_onedrive.transfers.sharing import SharedItem, Sharing, SharingLink, check_link_options
 from airflow_provider_onedrive.transfers.state import SessionStateStore, UploadStateStore
 from airflow_provider_onedrive.transfers.uploads import Uploader, UploadSession
 
@@ -98,6 +100,7 @@ class OneDriveClient:
         self._uploader = Uploader(self.context, self.state_store)
         self._downloader = Downloader(self.context)
         self._operations = Operations(self.context)
+        self._sharing = Sharing(self.context)
 
     # -- plumbing -------------------------------------------------------------------------------------
     @property
@@ -428,3 +431,65 @@ class OneDriveClient:
         """Server-side copy. With ``wait`` it polls the monitor until done (``timeout`` seconds) and returns
         the new item; otherwise it returns the :class:`CopyMonitor`."""
         return self._operations.copy(src, dst, conflict=conflict, wait=wait, timeout=check_seconds(timeout, "timeout"))
+
+    # -- sharing --------------------------------------------------------------------------------------
+    def create_link(
+        self,
+        path: str,
+        *,
+        type: str = "view",
+        scope: str | None = None,
+        expires: datetime | str | None = None,
+        password: str | None = None,
+        recipients: Iterable[Any] | None = None,
+        retain_inherited_permissions: bool | None = None,
+    ) -> SharingLink:
+        """A sharing link of ``path`` (``createLink``). Asking again for the same type and scope returns the
+        existing link (``created`` False), so retries are harmless.
+
+        Options are checked before any request (see :func:`~.transfers.sharing.check_link_options`), and those
+        that depend on the drive (personal or Business) and the item before the link is created.
+
+        :param type: ``view`` (read-only), ``edit`` (read-write) or ``embed`` (OneDrive Personal files only).
+        :param scope: ``anonymous`` (anyone with the URL: a bearer credential), ``organization`` (anyone signed
+            in to the tenant), ``users`` (specific people), or None for the organization's default.
+        :param expires: when the link stops working (a timezone-aware datetime or ISO 8601 text).
+        :param password: a password for the link (OneDrive Personal only).
+        :param recipients: email addresses (or ``{"objectId": ...}``/``{"alias": ...}``) for scope ``users``.
+        :param retain_inherited_permissions: False removes inherited permissions when the item is shared for
+            the first time (Graph's default keeps them).
+        """
+        options = check_link_options(
+            type=type,
+            scope=scope,
+            expires=expires,
+            password=password,
+            recipients=recipients,
+            retain_inherited_permissions=retain_inherited_permissions,
+        )
+        return self._sharing.create_link(path, options)
+
+    def permissions(self, path: str) -> list[dict[str, Any]]:
+        """The sharing permissions of ``path`` (raw Graph permission resources, links included)."""
+        return self._sharing.permissions(path)
+
+    def resolve_share(self, share: str, *, redeem: bool = True) -> SharedItem:
+        """The item a sharing URL (``https://...``) or share id (``s!...``, ``u!...``) names, with the drive and
+        item ids that address it. ``redeem`` asks for durable access (``Prefer: redeemSharingLink``)."""
+        return self._sharing.resolve(share, redeem=redeem)
+
+    def for_share(self, share: str | SharedItem, *, redeem: bool = True) -> OneDriveClient:
+        """A client rooted at a shared item: paths are relative to the shared folder (``""`` is the folder,
+        or the shared file itself), and every operation (ls, download, upload, mkdir...) works below it.
+
+        It shares this client's Graph session and settings; closing either closes the session of both.
+        """
+        shared = share if isinstance(share, SharedItem) else self.resolve_share(share, redeem=redeem)
+        options = dataclasses.asdict(self.settings)
+        return OneDriveClient(self.graph, shared.base, state_store=self.state_store, **options)
+
+    def shared_with_me(self) -> list[dict[str, Any]]:
+        """Items shared with the signed-in user (``/me/drive/sharedWithMe``: delegated connections only, and
+        deprecated by Microsoft, see docs/sharing.md): each entry's ``remoteItem`` (``id``, ``name``,
+        ``parentReference.driveId``...)."""
+        return list(self._sharing.shared_with_me())

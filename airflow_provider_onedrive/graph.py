@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -115,6 +116,15 @@ def check_service_url(url: str, *, field: str = "graph_url") -> str:
     return url.rstrip("/")
 
 
+_SHARE_TOKEN = re.compile(r"(^|/)shares/[^/?]+", re.IGNORECASE)
+
+
+def redact_share_tokens(path: str) -> str:
+    """``shares/<redacted>`` for every ``shares/{token}`` in a Graph path: an encoded sharing URL decodes back to
+    the link, which may be an anonymous (bearer) link."""
+    return _SHARE_TOKEN.sub(lambda m: f"{m.group(1)}shares/<redacted>", path)
+
+
 class _RedactPreauthenticated(logging.Filter):
     """urllib3 logs every request's path and query at DEBUG, without the host. Pre-authenticated URLs (upload
     sessions, downloads, copy monitors) carry their credential in the query or the path (OneDrive personal's
@@ -130,7 +140,7 @@ class _RedactPreauthenticated(logging.Filter):
         path, sep, _ = target.partition("?")
         if not (any(path.startswith(base) for base in self.api_bases) or "/oauth2/" in path):
             path = "/<redacted>"
-        return path + ("?<redacted>" if sep else "")
+        return redact_share_tokens(path) + ("?<redacted>" if sep else "")
 
     def redact_arg(self, value: object) -> object:
         if not isinstance(value, str):
@@ -275,7 +285,8 @@ class GraphClient:
         if self.is_graph_url(url):
             path = urlsplit(url).path
             base = urlsplit(self.graph_url).path
-            return f"{method} {path[len(base) :].lstrip('/') if path.startswith(base) else path}"
+            relative = path[len(base) :].lstrip("/") if path.startswith(base) else path
+            return f"{method} {redact_share_tokens(relative)}"
         return f"{method} pre-authenticated URL on {urlsplit(url).hostname}"
 
     # -- requests -------------------------------------------------------------------------------------

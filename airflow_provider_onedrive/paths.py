@@ -16,6 +16,7 @@ from airflow_provider_onedrive.errors import OneDriveValidationError
 
 __all__ = [
     "MAX_PATH_LENGTH",
+    "drive_part",
     "encode_path",
     "item_path",
     "join",
@@ -142,15 +143,31 @@ def encode_path(path: str) -> str:
     return "/".join(quote(segment, safe="-._~") for segment in path.split("/"))
 
 
+def drive_part(base: str) -> tuple[str, str | None]:
+    """Split a drive base into the drive (``drives/abc``) and the item it is rooted at, if any.
+
+    ``drives/abc/items/01XY`` (a shared folder addressed as the root of a client) gives
+    ``("drives/abc", "01XY")``; every other base gives ``(base, None)``.
+    """
+    base = base.strip("/")
+    head, sep, item_id = base.rpartition("/items/")
+    if sep and item_id and "/" not in item_id and head:
+        return head, item_id
+    return base, None
+
+
 def item_path(drive_base: str, path: str, suffix: str = "") -> str:
     """Graph path of an item addressed by its path, relative to the Graph base URL.
 
     ``item_path("drives/abc", "a b/c.csv", "content")`` -> ``drives/abc/root:/a%20b/c.csv:/content``;
-    the root is addressed as ``drives/abc/root`` (``.../root/children`` with a suffix).
+    the root is addressed as ``drives/abc/root`` (``.../root/children`` with a suffix). A base rooted at an
+    item (``drives/abc/items/01XY``, a shared folder) addresses paths below that item:
+    ``drives/abc/items/01XY:/a%20b/c.csv:/content``.
     """
     path = normalize(path)
     base = drive_base.strip("/")
+    root = base if drive_part(base)[1] is not None else f"{base}/root"
     if not path:
-        return f"{base}/root/{suffix}" if suffix else f"{base}/root"
+        return f"{root}/{suffix}" if suffix else root
     encoded = encode_path(path)
-    return f"{base}/root:/{encoded}:/{suffix}" if suffix else f"{base}/root:/{encoded}"
+    return f"{root}:/{encoded}:/{suffix}" if suffix else f"{root}:/{encoded}"

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_provider_onedrive.commands.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
-__all__ = ["find_dags_folder", "register", "seed_demo_drive"]
+__all__ = ["find_dags_folder", "print_links", "register", "seed_demo_drive"]
 
 #: Files the example DAGs act on: an inbox to archive, deliveries for the sensor, drops to route.
 DEMO_FILES: dict[str, bytes] = {
@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {dag_id:32} {states.get(dag_id, 'did not run')}")
         print()
         print_tree(emulator.connection("app"))
+        print_links(emulator)
     failed = [d for d in dag_ids if states.get(d) != "success"]
     if failed or result.returncode:
         print(f"\n{len(failed)} DAG(s) did not succeed; see {log_path}", file=sys.stderr)
@@ -133,6 +134,24 @@ def _parse_states(stdout: str) -> dict[str, str]:
             _, dag_id, state = line.split(" ", 2)
             states[dag_id] = state
     return states
+
+
+def print_links(emulator: Any, stream: Any = None) -> None:
+    """Print the sharing links the DAGs created (item, type, scope, expiry; never the URL, a credential)."""
+    from airflow_provider_onedrive.testing.wire import iso_time
+
+    out = stream or sys.stdout
+    store = emulator.store
+    links = list(store.links.values())
+    if not links:
+        return
+    print("Sharing links created (their URLs are in the share tasks' XCom, not printed here):", file=out)
+    for link in links:
+        drive = store.drives[link.drive_id]
+        item = drive.items.get(link.item_id)
+        where = "/".join(store.names(drive, item)) if item is not None else "(deleted item)"
+        expiry = f"expires {iso_time(link.expires)}" if link.expires else "no expiry"
+        print(f"  {where}: {link.type} link, scope {link.scope}, {expiry}", file=out)
 
 
 def print_tree(connection: dict[str, Any], stream: Any = None) -> None:

@@ -30,6 +30,7 @@ class ClientSource(TypedDict):
     drive: str | None
     client_options: Mapping[str, Any] | None
     credentials: Mapping[str, Any] | None
+    share: str | None
 
 
 def build_client(
@@ -40,15 +41,36 @@ def build_client(
     drive: str | None = None,
     client_options: Mapping[str, Any] | None = None,
     credentials: Mapping[str, Any] | None = None,
+    share: str | None = None,
 ) -> OneDriveClient:
     """Build the client a filesystem talks through.
 
-    :param drive: a drive id that overrides the configured drive (the URL's host part, ``onedrive://conn@drive/``).
+    :param drive: a drive id that overrides the configured drive (the URL's host part, ``onedrive://conn@drive/``);
+        a share token there (``u!...``, ``s!...``) means ``share``.
+    :param share: a sharing URL or share id: the client is rooted at the shared file or folder (paths are
+        relative to it), found through the connection's credentials on first use.
     :param client_options: keyword arguments for :class:`~airflow_provider_onedrive.drive.OneDriveClient`.
     :param credentials: connection fields: ``client_id`` (or ``login``), ``client_secret`` (or ``password``) and
         any connection extra (``tenant_id``, ``auth_type``, ``drive_type``, ``graph_url``, ``ca_bundle``...).
     """
 
+    if drive and drive[:2].lower() in ("u!", "s!"):
+        if share:
+            raise OneDriveConfigError("the URL names a share (u!.../s!...) and share= names another; give one")
+        share, drive = drive, None
+    if share:
+        from airflow_provider_onedrive.transfers.sharing import share_token
+
+        share_token(share)  # refused here, before any request, when it is neither a URL nor a share id
+        base = build_client(
+            client=client,
+            conn_id=conn_id,
+            token=token,
+            drive=drive,
+            client_options=client_options,
+            credentials=credentials,
+        )
+        return base.for_share(share)
     options = dict(client_options or {})
     credentials = dict(credentials or {})
     if client is not None:

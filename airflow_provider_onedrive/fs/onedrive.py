@@ -35,13 +35,15 @@ if TYPE_CHECKING:
     from airflow_provider_onedrive.drive import OneDriveClient
     from airflow_provider_onedrive.transfers.models import RemoteItem
 
-__all__ = ["DEFAULT_CONN_ID", "PROTOCOLS", "OneDriveFile", "OneDriveFileSystem", "get_fs", "schemes"]
+__all__ = ["DEFAULT_CONN_ID", "PROTOCOLS", "OneDriveFile", "OneDriveFileSystem", "get_fs", "schemes", "share_url"]
 
 #: ``onedrive`` is shared with msgraphfs and the microsoft-azure provider; ``onedrive+graph`` is only ours.
 PROTOCOLS = ("onedrive", "onedrive+graph")
 #: The schemes ObjectStoragePath routes to :func:`get_fs`.
 schemes = list(PROTOCOLS)
 DEFAULT_CONN_ID = "onedrive_default"
+#: How every encoded sharing URL starts (``u!`` + base64url of ``http``...): never a real folder's name.
+_ENCODED_URL_SEGMENT = "u!aHR0c"
 #: Storage options understood by fsspec's AbstractFileSystem / DirCache rather than by us.
 _FSSPEC_OPTIONS = ("use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache")
 
@@ -61,6 +63,19 @@ def split_url(url: str) -> tuple[str | None, str | None, str]:
     return None, None, text.strip("/")
 
 
+def share_url(sharing_url: str, path: str = "", *, conn_id: str | None = None) -> str:
+    """An ``onedrive://`` URL for ``path`` below a shared folder (or, with no path, the shared file):
+    ``onedrive://{conn_id}@u!{token}/{path}``, where the token is Graph's encoding of the sharing URL.
+
+    ``pd.read_csv(share_url(link, "q1.csv", conn_id="onedrive_default"))`` reads ``q1.csv`` of a shared folder.
+    The URL holds the sharing link (decodable): treat it as the link itself.
+    """
+    from airflow_provider_onedrive.transfers.sharing import share_token
+
+    token = share_token(sharing_url)
+    return f"onedrive://{conn_id or ''}@{token}/{path.strip('/')}"
+
+
 class OneDriveFileSystem(AbstractFileSystem):
     """fsspec filesystem for a OneDrive or SharePoint drive, through Microsoft Graph.
 
@@ -78,6 +93,9 @@ class OneDriveFileSystem(AbstractFileSystem):
     Behaviour:
 
     :param drive: a drive id overriding the configured drive (what ``onedrive://conn@drive/`` sets).
+    :param share: a sharing URL (``https://...``) or share id (``s!...``): paths are then relative to the shared
+        folder (``""`` is the shared file itself). ``onedrive://conn@u!{token}/path`` sets it from a URL (see
+        :func:`share_url`). Resolved on first use, with ``Prefer: redeemSharingLink``.
     :param conflict: what writes do when the file exists: ``replace`` (fsspec's convention, default), ``fail``
         (raise FileExistsError) or ``rename``. ``open(path, "xb")`` and ``pipe(..., mode="create")`` always fail.
     :param block_size: read block size in bytes (default 4 MiB); ``cache_type`` the fsspec read cache.
@@ -96,6 +114,7 @@ class OneDriveFileSystem(AbstractFileSystem):
         client: OneDriveClient | None = None,
         token: str | Callable[[], str] | None = None,
         drive: str | None = None,
+        share: str | None = None,
         conflict: str = "replace",
         block_size: int | None = None,
         cache_type: str = "readahead",
@@ -120,6 +139,7 @@ class OneDriveFileSystem(AbstractFileSystem):
             "drive": drive,
             "client_options": client_options,
             "credentials": storage_options,
+            "share": share,
         }
         self._client: OneDriveClient | None = client
         self._client_lock = threading.Lock()
@@ -138,7 +158,16 @@ class OneDriveFileSystem(AbstractFileSystem):
     def _strip_protocol(cls, path: Any) -> Any:
         if isinstance(path, list | tuple):
             return [cls._strip_protocol(p) for p in path]
-        return split_url(path)[2]
+        stripped = split_url(path)[2]
+        if stripped.startswith(_ENCODED_URL_SEGMENT):
+            # Airflow's ObjectStoragePath hands the URL's authority over as the first folder, so a share token
+            # would be looked up as a folder (and echoed in the error): refuse it, without repeating it.
+            raise OneDriveValidationError(
+                "this path starts with a share token (u!...), which is not a folder: ObjectStoragePath does not pass "
+                "a URL's share to the filesystem. Use OneDriveFileSystem(conn_id=..., share=<sharing URL>), "
+                'storage_options={"share": <sharing URL>} with fsspec or pandas, or OneDriveHook.get_shared_client'
+            )
+        return stripped
 
     @staticmethod
     def _get_kwargs_from_urls(path: str) -> dict[str, Any]:

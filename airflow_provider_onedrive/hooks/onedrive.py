@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from airflow_provider_onedrive.token_stores import RefreshTokenStore
     from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, UploadResult
     from airflow_provider_onedrive.transfers.operations import CopyMonitor
+    from airflow_provider_onedrive.transfers.sharing import SharedItem, SharingLink
 
 __all__ = ["OneDriveHook", "VariableTokenStore", "variable_name"]
 
@@ -314,6 +315,29 @@ class OneDriveHook(BaseHook):
     def glob(self, pattern: str, **kwargs: Any) -> builtins.list[RemoteItem]:
         """Items matching a glob, sorted by path; see :meth:`OneDriveClient.glob`."""
         return self.get_conn().glob(pattern, **kwargs)
+
+    # -- sharing (see docs/sharing.md) ---------------------------------------------------------------------
+    def create_link(self, path: str, **kwargs: Any) -> SharingLink:
+        """A sharing link of ``path``; see :meth:`OneDriveClient.create_link`. An anonymous link is a bearer
+        credential: hand it out deliberately, never log it."""
+        return self.get_conn().create_link(path, **kwargs)
+
+    def permissions(self, path: str) -> builtins.list[dict[str, Any]]:
+        """The sharing permissions of ``path`` (raw Graph permission resources)."""
+        return self.get_conn().permissions(path)
+
+    def resolve_share(self, share: str, *, redeem: bool = True) -> SharedItem:
+        """The item a sharing URL or share id names; see :meth:`OneDriveClient.resolve_share`."""
+        return self.get_conn().resolve_share(share, redeem=redeem)
+
+    def get_shared_client(self, share: str, *, redeem: bool = True) -> OneDriveClient:
+        """A client rooted at a shared file or folder (paths relative to it); see
+        :meth:`OneDriveClient.for_share`."""
+        return self.get_conn().for_share(share, redeem=redeem)
+
+    def shared_with_me(self) -> builtins.list[dict[str, Any]]:
+        """Items shared with the connection's signed-in user (delegated connections; deprecated Graph API)."""
+        return self.get_conn().shared_with_me()
 
     # -- Test Connection ---------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

@@ -1,6 +1,7 @@
-"""OneDrive operators: list, delete, create folders, move and copy (upload and download live in ``transfer``).
+"""OneDrive operators: list, delete, create folders, move and copy (upload and download live in ``transfer``,
+sharing links in ``share``).
 
-All seven operators are importable from here. Every remote path is relative to the drive root of the
+All eight operators are importable from here. Every remote path is relative to the drive root of the
 connection (``reports/q1.csv``; ``onedrive://reports/q1.csv`` works too) and is templated.
 """
 
@@ -24,6 +25,7 @@ from airflow_provider_onedrive.operators.base import (
     is_templated,
     remote_path_or_glob,
 )
+from airflow_provider_onedrive.operators.share import OneDriveShareOperator
 from airflow_provider_onedrive.operators.transfer import OneDriveDownloadOperator, OneDriveUploadOperator
 from airflow_provider_onedrive.paths import join, normalize, parent_and_name
 
@@ -37,6 +39,7 @@ __all__ = [
     "OneDriveDownloadOperator",
     "OneDriveListOperator",
     "OneDriveMoveOperator",
+    "OneDriveShareOperator",
     "OneDriveUploadOperator",
 ]
 

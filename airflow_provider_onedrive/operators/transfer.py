@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,9 +46,14 @@ class OneDriveUploadOperator(OneDriveBaseOperator):
     :param preserve_mtime: give each remote file its local file's modification time (default True). For a file
         up to the simple-upload threshold that costs a second request (a metadata PATCH, which may also keep an
         extra version on Business drives); ``False`` sends one request per small file.
+    :param share: also create a sharing link for each uploaded file: the keyword arguments of
+        :class:`~airflow_provider_onedrive.operators.share.OneDriveShareOperator` (``link_type``, ``scope``,
+        ``expires``, ``expires_in``, ``password``, ``recipients``, ``retain_inherited_permissions``,
+        ``mask_link``), e.g. ``{"scope": "organization", "expires_in": timedelta(days=30)}``. Each file's record
+        then has a ``link`` (the share operator's XCom dict); see docs/sharing.md about XCom and anonymous links.
     :param onedrive_conn_id: the ``onedrive`` connection (templated).
     :return: (XCom) a list of ``{"path", "size", "id", "hash", "status", "source"}`` dicts, one per file;
-        ``status`` is ``created``, ``replaced``, ``renamed`` or ``identical``.
+        ``status`` is ``created``, ``replaced``, ``renamed`` or ``identical``; with ``share``, also ``link``.
     """
 
     template_fields: Sequence[str] = ("onedrive_conn_id", "remote_path", "local_path", "data")
@@ -64,10 +69,16 @@ class OneDriveUploadOperator(OneDriveBaseOperator):
         encoding: str = "utf-8",
         max_workers: int | None = None,
         preserve_mtime: bool = True,
+        share: Mapping[str, Any] | None = None,
         onedrive_conn_id: str = "onedrive_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(onedrive_conn_id=onedrive_conn_id, **kwargs)
+        self.share = dict(share) if share is not None else None
+        if self.share is not None:
+            from airflow_provider_onedrive.operators.share import link_request
+
+            link_request(self.share, at_parse=True)
         self.max_workers = check_workers(max_workers)
         if not isinstance(preserve_mtime, bool):
             raise OneDriveValidationError(f"preserve_mtime must be True or False, got {preserve_mtime!r}")
@@ -97,13 +108,23 @@ class OneDriveUploadOperator(OneDriveBaseOperator):
                 results = [self._upload_data(client, remote, into_folder)]
             else:
                 results = self._upload_local(client, str(self.local_path), remote, into_folder)
+            links = self._share_all(client, results) if self.share is not None else None
         elapsed = self.clock() - started
         total = sum(r.size for r in results)
         if not results:
             self.log.info("No local files matched %s; nothing uploaded", self.local_path)
         else:
             self.log.info("Uploaded %d file(s), %s", len(results), describe_rate(total, elapsed))
-        return [_upload_record(r) for r in results]
+        records = [_upload_record(r) for r in results]
+        for record, link in zip(records, links or [], strict=False):
+            record["link"] = link
+        return records
+
+    def _share_all(self, client: OneDriveClient, results: list[Any]) -> list[dict[str, Any]]:
+        from airflow_provider_onedrive.operators.share import create_and_log
+
+        assert self.share is not None
+        return [create_and_log(self, client, result.path, self.share) for result in results]
 
     def _upload_data(self, client: OneDriveClient, remote: str, into_folder: bool) -> Any:
         if into_folder or not remote:

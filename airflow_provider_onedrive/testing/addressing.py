@@ -15,10 +15,20 @@ from airflow_provider_onedrive.testing.identity import DirectoryUser, Principal
 from airflow_provider_onedrive.testing.store import Drive, Item, Store
 from airflow_provider_onedrive.testing.wire import GraphError
 
-__all__ = ["ACTIONS", "Directory", "Group", "Site", "Target", "parse_graph_path"]
+__all__ = ["ACTIONS", "Directory", "Group", "Site", "Target", "check_drive_access", "parse_graph_path"]
 
 #: What may follow an item address.
-ACTIONS = ("", "children", "content", "createUploadSession", "copy", "delta", "permanentDelete")
+ACTIONS = (
+    "",
+    "children",
+    "content",
+    "createUploadSession",
+    "copy",
+    "delta",
+    "permanentDelete",
+    "createLink",
+    "permissions",
+)
 
 
 @dataclass
@@ -89,6 +99,8 @@ class Target:
     action: str = ""
     item_id: str | None = None  # items/{id} address
     payload: Any = None  # site, user, list of drives
+    #: The principal may not use the whole drive: only items shared with it (checked by testing.sharing).
+    shared_access: bool = False
 
 
 _SEGMENT_RE = re.compile(r"[^/]+")
@@ -120,6 +132,9 @@ def parse_item_path(target: Target, store: Store, rest: str) -> Target:
     assert drive is not None
     if rest in ("", "/"):
         target.kind = "drive"
+        return target
+    if rest.strip("/") in ("sharedWithMe", "sharedWithMe()"):
+        target.kind = "sharedWithMe"
         return target
     target.kind = "item"
     match = re.match(r"/(root|items/([^/:]+))(.*)$", rest)
@@ -175,8 +190,15 @@ def parse_graph_path(path: str, directory: Directory, store: Store, principal: P
         drive_id = _decode(match.group(1))
         if drive_id not in store.drives:
             raise GraphError(404, "itemNotFound", "The drive cannot be found.")
-        drive = _check(store, drive_id, principal)
-        return parse_item_path(Target("item", drive=drive, prefix=f"/drives/{drive.id}"), store, match.group(2))
+        try:
+            drive, shared = _check(store, drive_id, principal), False
+        except GraphError:
+            if not store.links:  # nothing is shared anywhere: no item of this drive can be reachable
+                raise
+            drive, shared = store.drives[drive_id], True  # maybe through a sharing link; checked per item
+        target = parse_item_path(Target("item", drive=drive, prefix=f"/drives/{drive.id}"), store, match.group(2))
+        target.shared_access = shared
+        return target
     match = re.match(r"/groups/([^/]+)/(drives?)(.*)$", rest)
     if match:
         group = directory.groups.get(unquote(match.group(1)).lower())
@@ -244,3 +266,12 @@ def _check(store: Store, drive_id: str, principal: Principal) -> Drive:
             "Access denied. You do not have permission to perform this action or access this resource.",
         )
     return drive
+
+
+def check_drive_access(store: Store, drive_id: str, principal: Principal) -> bool:
+    """Whether ``principal`` may use the whole drive (its owner, or an app granted it)."""
+    try:
+        _check(store, drive_id, principal)
+    except GraphError:
+        return False
+    return True

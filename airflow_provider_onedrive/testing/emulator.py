@@ -30,6 +30,7 @@ from airflow_provider_onedrive.testing.render import UrlSigner, alias_origin
 from airflow_provider_onedrive.testing.seed import SeedData, build_seed
 from airflow_provider_onedrive.testing.server import Listener, RequestRecord, retry_after_header
 from airflow_provider_onedrive.testing.settings import Clock, EmulatorSettings
+from airflow_provider_onedrive.testing.sharing import Sharing
 from airflow_provider_onedrive.testing.store import Drive, Item, Store
 from airflow_provider_onedrive.testing.tls import make_app_certificate, make_server_certificates
 from airflow_provider_onedrive.testing.transfers import Transfers
@@ -87,6 +88,7 @@ class GraphEmulator:
         self.graph = GraphApi(self)
         self.transfers = Transfers(self)
         self.uploads = Uploads(self)
+        self.sharing = Sharing(self)
         self.seed: SeedData = build_seed(self.settings)
         self.directory = Directory()
         self._records: collections.deque[RequestRecord] = collections.deque(maxlen=200_000)

@@ -88,9 +88,15 @@ class GraphApi:
     def handle(self, request: Request) -> Response:
         emu = self.emu
         principal = emu.identity.validate(request.header("authorization"))
+        if request.path.startswith("/v1.0/shares/"):
+            return emu.sharing.shares(request, principal, self.renderer(request))
         target = parse_graph_path(request.path[len("/v1.0") :], emu.directory, emu.store, principal)
         call = Call(request, principal, target, self.renderer(request))
         method = request.method
+        if target.shared_access:
+            emu.sharing.authorize(call)
+        if target.kind == "sharedWithMe" and method == "GET":
+            return emu.sharing.shared_with_me(call)
         if target.kind != "item":
             if method != "GET":
                 raise GraphError(405, "BadRequest", "Specified HTTP method is not allowed for the request target.")
@@ -109,6 +115,8 @@ class GraphApi:
             ("POST", "copy"): self.copy,
             ("GET", "delta"): self.delta,
             ("POST", "permanentDelete"): self.permanent_delete,
+            ("POST", "createLink"): emu.sharing.create_link,
+            ("GET", "permissions"): emu.sharing.list_permissions,
         }
         route = routes.get((method, action))
         if route is None:

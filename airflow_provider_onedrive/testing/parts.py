@@ -29,3 +29,4 @@ class EmulatorParts(Protocol):
     graph: Any  # testing.graph_api.GraphApi
     transfers: Any  # testing.transfers.Transfers
     uploads: Any  # testing.uploads.Uploads
+    sharing: Any  # testing.sharing.Sharing

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_provider_onedrive.testing.blobs import Blob
 from airflow_provider_onedrive.testing.settings import Clock, EmulatorSettings
@@ -128,6 +129,8 @@ class Store:
         self.seq = 0
         self.delta_floor = 0
         self.hidden_reads: dict[str, int] = {}
+        #: Sharing links by permission id (testing.sharing.LinkPermission), kept with the drives they share.
+        self.links: dict[str, Any] = {}
 
     # -- ids and bookkeeping -------------------------------------------------------------------------------
     def _next_seq(self) -> int:

@@ -114,7 +114,7 @@ class DriveContext:
     def drive_id(self) -> str:
         """The drive's id (for ``me/drive``, ``users/...``, ``sites/...`` bases: one GET, then cached)."""
         if self._drive_id is None:
-            base = self.drive_base
+            base = paths.drive_part(self.drive_base)[0]
             if base.startswith("drives/") and "/" not in base[len("drives/") :]:
                 self._drive_id = unquote(base[len("drives/") :])
             else:
@@ -123,7 +123,7 @@ class DriveContext:
 
     def by_id(self, item_id: str, *tail: str) -> str:
         """The Graph path of an item addressed by id (``drives/x/items/{id}/...``)."""
-        return "/".join((self.drive_base, "items", item_id, *tail))
+        return "/".join((paths.drive_part(self.drive_base)[0], "items", item_id, *tail))
 
     def item(self, path: str) -> dict[str, Any]:
         """The raw driveItem at ``path`` ('' = the root). Raises OneDriveNotFoundError if missing."""

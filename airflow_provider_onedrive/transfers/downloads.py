@@ -121,7 +121,7 @@ class Downloader:
         if not url:
             response = self.ctx.graph.request(
                 "GET",
-                f"{self.ctx.drive_base}/items/{item_id}/content",
+                self.ctx.by_id(item_id, "content"),
                 allow_redirects=False,
                 stream=True,
                 action=f"GET content of {item.get('name', item_id)}",
@@ -141,7 +141,7 @@ class Downloader:
 
     def _refresh(self, item: dict[str, Any]) -> dict[str, Any]:
         """Fresh metadata (and URL) for an item whose download URL stopped working."""
-        return self.ctx.graph.get_json(f"{self.ctx.drive_base}/items/{item['id']}")
+        return self.ctx.graph.get_json(self.ctx.by_id(item["id"]))
 
     # -- whole files ----------------------------------------------------------------------------------
     def download_file(
@@ -154,7 +154,7 @@ class Downloader:
         item: dict[str, Any] | None = None,
         streams: int | None = None,
     ) -> DownloadResult:
-        remote = _file_path(path)
+        remote = _file_path(path, self.ctx.drive_base)
         settings = self.ctx.settings
         streams = check_streams(streams) if streams is not None else settings.download_streams
         target = os.path.abspath(os.fspath(local_path))
@@ -246,7 +246,7 @@ class Downloader:
         )
 
     def download_to(self, path: str, fileobj: IO[bytes], *, progress: ProgressCallback | None = None) -> DownloadResult:
-        remote = _file_path(path)
+        remote = _file_path(path, self.ctx.drive_base)
         return self._stream(remote, self.ctx.item(remote), _Sink(fileobj), progress, None)
 
     def _stream(
@@ -457,10 +457,11 @@ class _ExpiredUrl(Exception):
     """The download host refused the pre-authenticated URL (expired): fetch a fresh one."""
 
 
-def _file_path(path: str) -> str:
-    """A remote file path, normalised; the drive root is refused before any request."""
+def _file_path(path: str, drive_base: str) -> str:
+    """A remote file path, normalised; the drive root is refused before any request (a client rooted at a
+    shared file addresses that file as '')."""
     remote = paths.normalize(path)
-    if not remote:
+    if not remote and paths.drive_part(drive_base)[1] is None:
         raise OneDriveValidationError("the drive root is a folder, not a file: name a file, or use download_folder")
     return remote
 

@@ -78,7 +78,7 @@ class CopyMonitor:
     def _result(self, resource_id: str | None) -> RemoteItem:
         ctx = self._ctx
         if resource_id:
-            raw = retry_not_found(lambda: ctx.graph.get_json(f"{ctx.drive_base}/items/{resource_id}"))
+            raw = retry_not_found(lambda: ctx.graph.get_json(ctx.by_id(resource_id)))
             parent = paths.parent_and_name(self.destination)[0]
             return RemoteItem.from_graph(raw, paths.join(parent, raw["name"]) if parent else raw["name"])
         return retry_not_found(lambda: ctx.info(self.destination))

@@ -194,3 +194,22 @@ def test_routing_dag_maps_one_move_per_file(run_dag, drive, client):
     assert_stored(drive, client, "sorted/documents/contract.PDF", b"%PDF-1.4 fake")
     assert_stored(drive, client, "sorted/spreadsheets/budget.xlsx", b"PK fake")
     assert_stored(drive, client, "sorted/other/README", b"no extension")
+
+
+def test_share_dag_uploads_the_report_and_shares_it(run_dag, drive, client):
+    from datetime import UTC, datetime, timedelta
+
+    first = run_dag("example_onedrive_share")
+    assert first["state"] == "success", first
+    path = f"deliveries/{DS}/report.csv"
+    report = drive.read_file(path)
+    assert report.decode().splitlines()[0] == "date,region,units,revenue"
+    assert report.decode().splitlines()[1] == f"{DS},north,120,1440.0"
+    assert_stored(drive, client, path, report)
+    links = [p for p in client.permissions(path) if "link" in p]
+    assert len(links) == 1 and links[0]["link"]["scope"] == "organization" and links[0]["roles"] == ["read"]
+    expires = datetime.fromisoformat(links[0]["expirationDateTime"].replace("Z", "+00:00"))
+    assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+    # the link opens the delivered bytes
+    (link,) = drive.store.links.values()
+    assert client.for_share(link.web_url).download_bytes("") == report

@@ -32,7 +32,11 @@ import json
 import pendulum
 from airflow.sdk import DAG, task
 
-from airflow_provider_onedrive.operators.onedrive import OneDriveDownloadOperator, OneDriveUploadOperator
+from airflow_provider_onedrive.operators.onedrive import (
+    OneDriveDownloadOperator,
+    OneDriveShareOperator,
+    OneDriveUploadOperator,
+)
 
 
 def masker_patterns():
@@ -60,10 +64,20 @@ class CountingUpload(Counting, OneDriveUploadOperator):
     pass
 
 
+class LoudShare(OneDriveShareOperator):
+    # prints the link it was asked for, as a careless task might
+
+    def execute(self, context):
+        result = super().execute(context)
+        print("link = " + result["url"])
+        return result
+
+
 with DAG(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
     OneDriveUploadOperator(task_id="upload_big", local_path={big!r}, remote_path="masking/big.bin", conflict="replace")
     CountingDownload(task_id="download_many", remote_path="many", local_path={many_out!r})
     CountingUpload(task_id="upload_many", local_path={many_in!r}, remote_path="many_up")
+    LoudShare(task_id="share_anonymous", path="masking/report.csv", scope="anonymous")
 
     @task
     def careless():
@@ -153,6 +167,18 @@ def test_real_task_logs_mask_every_secret(drive, masking_env):
         assert f"{name} = ***" in careless_log
     # the upload URL is a credential: no piece of its query (session guid, tempauth) appears
     assert "tempauth" not in output and "guid=" not in output
+
+
+def test_an_anonymous_link_does_not_reach_the_task_log(drive, masking_env):
+    """The share operator never logs the link, and registers it with the masker: even a task that prints it
+    shows ``***``. The link is a bearer credential (anyone with the URL gets the file)."""
+    drive.put_file("masking/report.csv", b"total\n42\n")
+    output = run_task(masking_env, "share_anonymous")
+    links = [link for link in drive.store.links.values() if link.scope == "anonymous"]
+    assert len(links) == 1 and links[0].web_url.startswith("https://")
+    assert "Shared masking/report.csv: view link, scope anonymous" in output
+    assert "link = ***" in output
+    assert links[0].web_url not in output and links[0].web_url.rsplit("/", 1)[-1] not in output
 
 
 def test_masker_stays_bounded_over_a_thousand_file_folder_in_a_real_task(drive, masking_env, tmp_path):

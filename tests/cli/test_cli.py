@@ -220,7 +220,21 @@ def test_login_stores_in_db_and_revoke_forgets(onedrive_emulator, airflow_db, mo
 def test_help_reads_well_for_every_command():
     result = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    commands = ["ls", "get", "put", "rm", "mkdir", "login", "token", "test", "revoke", "demo", "emulator"]
+    commands = [
+        "ls",
+        "get",
+        "put",
+        "rm",
+        "mkdir",
+        "share",
+        "shared",
+        "login",
+        "token",
+        "test",
+        "revoke",
+        "demo",
+        "emulator",
+    ]
     for command in commands:
         assert command in result.stdout
         sub = subprocess.run([*CLI, command, "--help"], capture_output=True, text=True, timeout=60)

@@ -213,3 +213,17 @@ def test_cli_connection_json_keeps_the_newest_token_where_airflow_keeps_it(emu, 
     assert resolved.token_factory()
     after = StoredToken.decode(get_variable(variable_name("od_delegated")))
     assert after is not None and before is not None and after.token != before.token
+
+
+def test_hook_shares_and_reaches_shared_items(emu):
+    emu.put_file("out/report.csv", b"r\n")
+    hook = OneDriveHook("od_app", token_store="memory")
+    link = hook.create_link("out", type="edit", scope="organization")
+    assert link.created and hook.create_link("out", type="edit", scope="organization").id == link.id
+    assert [p["id"] for p in hook.permissions("out") if "link" in p] == [link.id]
+    assert hook.resolve_share(link.url).item_id == link.item_id
+    shared = hook.get_shared_client(link.url)
+    assert shared.download_bytes("report.csv") == b"r\n"
+    shared.upload_bytes(b"n\n", "new.csv")
+    assert emu.read_file("out/new.csv") == b"n\n"
+    assert OneDriveHook("od_delegated", token_store="memory").shared_with_me() == []  # adele owns what is shared
