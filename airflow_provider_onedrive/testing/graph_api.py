@@ -377,7 +377,7 @@ class GraphApi:
         rest-api/getting-started/release-notes#view-deltas)."""
         scope = self.require(call)
         store = self.emu.store
-        if self.emu.settings.business and scope.parent_id is not None:
+        if self.emu.settings.rejects_folder_delta and scope.parent_id is not None:
             raise GraphError(
                 400,
                 "invalidRequest",

@@ -220,7 +220,7 @@ class DeltaFeed:
         parent_id = (raw.get("parentReference") or {}).get("id")
         name = raw.get("name")
         path: str | None = None
-        if is_folder and raw["id"] in self.folders and not deleted:
+        if is_folder and raw["id"] in self.folders:  # a deleted one too: its files go with it
             path = await self.folder_path(raw["id"])
         elif name and parent_id:
             parent = await self.folder_path(parent_id)

@@ -123,6 +123,13 @@ def test_personal_delta_works_on_a_folder(make_emulator) -> None:
     assert {v["name"] for v in values(pages(graph, f"items/{d1['id']}/delta"))} == {"d1", "a.txt"}
 
 
+def test_folder_delta_on_business_can_be_allowed_for_benchmarks(make_emulator) -> None:
+    emu = make_emulator(folder_delta="allow")
+    graph = Graph(emu, app_token(emu))
+    graph.upload("d1/a.txt", b"a")
+    assert {v["name"] for v in values(pages(graph, "root:/d1:/delta"))} == {"d1", "a.txt"}
+
+
 def test_select_applies_to_delta_items(emu: GraphEmulator, graph: Graph) -> None:
     """driveitem-delta supports ``$select``: a selected answer carries no pre-authenticated download URL."""
     graph.upload("x.txt", b"x")
