@@ -264,6 +264,32 @@ def _freeze_heap_once() -> None:
     log.info("[onedrive] triggerer_gc_freeze: %d objects frozen out of garbage collection", gc.get_freeze_count())
 
 
+class _QueryRedactingFilter(logging.Filter):
+    """httpx logs every request's URL at INFO; Graph's delta and skip tokens ride in the query string, so its
+    lines keep only the scheme, host and path (the triggerer's log is no place for a feed position)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_has_query(arg) for arg in record.args):
+            record.args = tuple(_without_query(arg) if _has_query(arg) else arg for arg in record.args)
+        return True
+
+
+def _has_query(value: Any) -> bool:
+    text = str(value) if type(value).__name__ == "URL" or isinstance(value, str) else ""
+    return text.startswith(("http://", "https://")) and "?" in text
+
+
+def _without_query(value: Any) -> str:
+    return str(value).split("?", 1)[0] + "?<query redacted>"
+
+
+def _redact_httpx_urls() -> None:
+    """Install the filter on httpx's logger once per process."""
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _QueryRedactingFilter) for f in httpx_log.filters):
+        httpx_log.addFilter(_QueryRedactingFilter())
+
+
 def _build_session(conn_id: str) -> TriggerSession:
     """Blocking set-up (connection, token provider, drive lookup, TLS context): run in a thread."""
     import importlib
@@ -273,6 +299,7 @@ def _build_session(conn_id: str) -> TriggerSession:
 
     for module in _WARM_IMPORTS:  # httpx loads its async backend on first use; do it here, not on the loop
         importlib.import_module(module)
+    _redact_httpx_urls()
     _freeze_heap_once()
 
     from airflow_provider_onedrive.graph import USER_AGENT

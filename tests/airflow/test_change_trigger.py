@@ -361,6 +361,36 @@ def test_410_resync_follows_location_and_reports_the_differences(drive):
     asyncio.run(scenario())
 
 
+def test_no_feed_position_or_url_reaches_a_log_line_or_a_payload(drive, caplog):
+    import logging
+    from urllib.parse import parse_qs, urlsplit
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # httpx logs each request's URL at INFO when allowed to
+    store = MemoryStateStore()
+
+    async def scenario() -> list[dict[str, Any]]:
+        feed = Feed()
+        watch = watcher(store, path="incoming/*.csv", kinds=["created", "modified", "deleted"])
+        await watch.feed(await feed.next())
+        drive.put_file("incoming/a.csv", b"x")
+        fired = await watch.feed(await feed.next())
+        drive.invalidate_delta_tokens()  # the 410 path logs a warning too
+        drive.delete("incoming/a.csv")
+        fired += await watch.feed(await feed.next())
+        await watch.stop()
+        await feed.close()
+        return fired
+
+    fired = asyncio.run(scenario())
+    assert [e["kind"] for e in fired] == ["created", "deleted"]
+    assert all("://" not in str(value) for event in fired for value in event.values())
+    token = parse_qs(urlsplit(store.values[STATE_KEY]["delta_link"]).query)["token"][0]
+    assert any("HTTP Request: GET" in r.getMessage() and "/delta" in r.getMessage() for r in caplog.records)
+    assert any("resyncing" in r.getMessage() for r in caplog.records)
+    assert token not in caplog.text and "token=" not in caplog.text
+
+
 def test_retry_after_is_honoured(drive):
     rule = drive.faults.add("status", status=429, code="TooManyRequests", retry_after=1, path=r"/delta$", nth=2)
 
