@@ -233,9 +233,13 @@ class OneDriveChangeTrigger(BaseEventTrigger):
 
     async def _catch_up(self, session: TriggerSession, state: dict[str, Any], first: Round) -> Round:
         """After a restart: the changes since the stored position (a superset of the shared feed's first
-        round, which started later); versions seen twice fire once."""
+        round, which started later); versions seen twice fire once. Watchers that stored the same position
+        (all watchers of a drive that saw the same rounds) share one catch-up."""
         try:
-            return await DeltaFeed(session).round(str(state["delta_link"]), float(state.get("since") or 0))
+            link, since = str(state["delta_link"]), float(state.get("since") or 0)
+            fetch = lambda: DeltaFeed(session).round(link, since)  # noqa: E731
+            caught_up: Round = await session.shared(("onedrive-catch-up", link, since), MAX_SHARED_AGE, fetch)
+            return caught_up
         except (OneDriveError, KeyError, TypeError, ValueError) as exc:
             self.log.warning("Cannot resume %s from its stored position (%s); watching from now on", self.path, exc)
             return first

@@ -333,6 +333,39 @@ def test_restart_from_the_stored_position_neither_replays_nor_misses(drive):
     ]
 
 
+def test_watchers_restarting_from_one_position_share_one_catch_up(drive):
+    stores = [MemoryStateStore() for _ in range(10)]
+
+    async def first_life() -> None:
+        feed = Feed()
+        watchers = [watcher(store, path=f"in/w{i}/*.csv") for i, store in enumerate(stores)]
+        start = await feed.next()
+        for w in watchers:
+            await w.feed(start)
+            await w.stop()
+        await feed.close()
+
+    asyncio.run(first_life())
+    for index in range(10):
+        drive.put_file(f"in/w{index}/during.csv", b"arrived while the triggerer was down")
+    drive.clear_requests()
+
+    async def second_life() -> list[list[dict[str, Any]]]:
+        feed = Feed()
+        watchers = [watcher(store, path=f"in/w{i}/*.csv") for i, store in enumerate(stores)]
+        start = await feed.next()
+        fired = list(await asyncio.gather(*(w.feed(start) for w in watchers)))
+        for w in watchers:
+            await w.stop()
+        await feed.close()
+        return fired
+
+    fired = asyncio.run(second_life())
+    assert [[e["path"] for e in f] for f in fired] == [[f"in/w{i}/during.csv"] for i in range(10)]
+    # the new feed's token=latest, and one catch-up from the position all ten stored
+    assert len(delta_requests(drive)) == 2
+
+
 def test_410_resync_follows_location_and_reports_the_differences(drive):
     seed_old(drive, "incoming/stays.csv", b"unchanged")
     seed_old(drive, "incoming/goes.csv", b"deleted while the token is stale")
