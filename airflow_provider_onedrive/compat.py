@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     )
     from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
     from airflow.sdk.log import mask_secret
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
+    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 __all__ = [
     "AirflowException",
     "AirflowNotFoundException",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
@@ -57,6 +58,7 @@ _SOURCES: dict[str, str] = {
     "Variable": "airflow.sdk",
     "conf": "airflow.sdk",
     "mask_secret": "airflow.sdk.log",
+    "BaseEventTrigger": "airflow.triggers.base",
     "BaseTrigger": "airflow.triggers.base",
     "TriggerEvent": "airflow.triggers.base",
 }

@@ -32,7 +32,8 @@ SCOPES = ["https://graph.microsoft.com/.default"]
 def _serve(conn: Any, temp_dir: str | None) -> None:
     from airflow_provider_onedrive.testing import GraphEmulator
 
-    with GraphEmulator(temp_dir=temp_dir) as emu:
+    # Business drives offer delta on the root only; the tree scenario measures a folder's delta mechanics
+    with GraphEmulator(temp_dir=temp_dir, folder_delta="allow") as emu:
         conn.send(
             {
                 "client_id": emu.client_id,

@@ -3,6 +3,8 @@
 Starts the emulator, seeds the folders the DAGs read (``inbox/``, ``incoming/``, ``drop/``), migrates a private
 SQLite metadata DB, runs every example DAG with ``dag.test()`` in a child process (Airflow reads its
 configuration at import, so it gets its own environment), then prints what landed in the emulated OneDrive.
+A DAG scheduled on a drive's changes gets the events its change watcher fires for files that arrive meanwhile
+(see :mod:`.demo_runner`).
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
             runner = [sys.executable, "-m", "airflow_provider_onedrive.commands.demo_runner", str(dags), *dag_ids]
             print(f"running {len(dag_ids)} example DAGs with dag.test() (log: {log_path})...", flush=True)
             result = subprocess.run(runner, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        for line in result.stdout.splitlines():
+            if line.startswith("WATCH "):
+                print(f"  {line[len('WATCH ') :]}")
         states = _parse_states(result.stdout)
         for dag_id in dag_ids:
             print(f"  {dag_id:32} {states.get(dag_id, 'did not run')}")

@@ -506,9 +506,11 @@ class GraphEmulator:
         return self.uploads.expire_all()
 
     def invalidate_delta_tokens(self) -> None:
-        """Make every delta token issued so far stale (410 resyncRequired)."""
+        """Make every delta token issued so far stale (410 resyncRequired); tokens issued afterwards, such as the
+        deltaLink that ends the fresh enumeration the 410's Location starts, work again."""
         with self.store.lock:
-            self.store.delta_floor = self.store.seq + 1
+            self.store.seq += 1  # a position no token issued so far has reached
+            self.store.delta_floor = self.store.seq
 
     def set_quota(self, total: int, drive_id: str | None = None) -> None:
         """Set a drive's quota total in bytes (the default user's drive if ``drive_id`` is None)."""
@@ -547,6 +549,15 @@ class GraphEmulator:
         drive = self.drive(drive_id)
         actor = {"kind": "user", "displayName": "Emulator seed", "id": self.user_id}
         return self.store.ensure_folders(drive, drive.root, [p for p in path.split("/") if p], actor).id
+
+    def delete(self, path: str, drive_id: str | None = None) -> None:
+        """Delete the file or folder at ``path`` to the recycle bin, as a user would; no HTTP involved."""
+        drive = self.drive(drive_id)
+        with self.store.lock:
+            item = self.item(path, drive_id)
+            if item is None:
+                raise FileNotFoundError(path)
+            self.store.delete(drive, item, False, None, "")
 
     def deleted_items(self, drive_id: str | None = None) -> list[str]:
         """Names of the top-level items in a drive's recycle bin."""

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from airflow_provider_onedrive.testing.addressing import Target, parse_graph_path
 from airflow_provider_onedrive.testing.identity import Principal, b64url, b64url_decode
 from airflow_provider_onedrive.testing.render import Renderer, alias_origin, user_json
-from airflow_provider_onedrive.testing.store import Drive, Item
+from airflow_provider_onedrive.testing.store import Drive, Item, Tombstone
 from airflow_provider_onedrive.testing.wire import GraphError, Request, Response, iso_time, json_response, parse_time
 
 if TYPE_CHECKING:
@@ -377,8 +377,21 @@ class GraphApi:
 
     # -- delta -----------------------------------------------------------------------------------------------
     def delta(self, call: Call) -> Response:
+        """``GET {item}/delta`` as documented at https://learn.microsoft.com/en-us/graph/api/driveitem-delta:
+        pages end with a nextLink until exactly one final page carries the deltaLink; items come in their
+        latest state, without ``parentReference.path``; deleted items carry the ``deleted`` facet; a stale
+        token is 410 with a ``Location`` that starts a fresh enumeration. On OneDrive for Business and
+        SharePoint, delta is only available on the root (https://learn.microsoft.com/en-us/onedrive/developer/
+        rest-api/getting-started/release-notes#view-deltas)."""
         scope = self.require(call)
         store = self.emu.store
+        if self.emu.settings.rejects_folder_delta and scope.parent_id is not None:
+            raise GraphError(
+                400,
+                "invalidRequest",
+                "Delta is only supported on the root of a OneDrive for Business or SharePoint drive.",
+                "notSupported",
+            )
         raw = call.request.query.get("token")
         since: int | None
         if raw == "latest":
@@ -407,11 +420,26 @@ class GraphApi:
         size = self._page_size(call)
         page = [c for c in changes[offset : offset + size] if not isinstance(c, Item) or c.id in call.drive.items]
         final = offset + size >= len(changes)
-        values = [call.item_json(c) if isinstance(c, Item) else call.render.tombstone(call.drive, c) for c in page]
+        select = self._select(call)
+        values = [self._delta_item(call, c, select) for c in page]
         if final:
             return self._delta_page(call, values, upto, final=True, upto=upto)
         token = b64url(f"{'n' if since is None else since}:{upto}:{offset + size}".encode())
         return self._delta_page(call, values, token, final=False, upto=upto)
+
+    def _delta_item(self, call: Call, change: Item | Tombstone, select: set[str] | None) -> dict[str, Any]:
+        """One change as delta reports it: no ``parentReference.path`` (renaming a folder does not return its
+        descendants), and on Business no createdBy, lastModifiedBy or cTag (release notes, "View deltas")."""
+        if isinstance(change, Tombstone):
+            return call.render.tombstone(call.drive, change)
+        data = call.item_json(change, select)
+        reference = data.get("parentReference")
+        if isinstance(reference, dict):
+            data["parentReference"] = {k: v for k, v in reference.items() if k != "path"}
+        if self.emu.settings.business:
+            for name in ("createdBy", "lastModifiedBy", "cTag"):
+                data.pop(name, None)
+        return data
 
     def _delta_page(self, call: Call, values: list[Any], token: Any, final: bool, upto: int) -> Response:
         body: dict[str, Any] = {

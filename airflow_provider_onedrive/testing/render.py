@@ -141,12 +141,9 @@ class Renderer:
         reference = {"driveType": drive.drive_type, "driveId": drive.id}
         if stone.parent_id:
             reference["id"] = stone.parent_id
-        data: dict[str, Any] = {
-            "id": stone.id,
-            "name": stone.name,
-            "parentReference": reference,
-            "deleted": {"state": "deleted"},
-        }
+        data: dict[str, Any] = {"id": stone.id, "parentReference": reference, "deleted": {"state": "deleted"}}
+        if not self.store.settings.business:
+            data["name"] = stone.name  # Business omits the name of deleted items (driveitem-delta, Remarks)
         data["folder" if stone.is_folder else "file"] = {}
         return data
 

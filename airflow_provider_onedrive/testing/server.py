@@ -108,6 +108,11 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header from the emulator's clock, the one its timestamps use."""
+        clock = getattr(self.server.app, "clock", None)
+        return http_date(timestamp if timestamp is not None else clock.now() if clock else time.time())
+
     def do_GET(self) -> None:
         self._dispatch()
 

@@ -67,6 +67,7 @@ class EmulatorSettings:
     max_fragment_size: int = 60 * MIB
     reject_authorization_on_upload: bool = True  # "may give 401"
     concurrent_upload_sessions: Literal["reject", "allow"] | None = None  # None: reject on business only
+    folder_delta: Literal["reject", "allow"] | None = None  # None: reject on business only (release notes)
     download_url_lifetime: float = 3600
     honor_range: bool = True
     copy_delay: float = 0.2
@@ -88,6 +89,13 @@ class EmulatorSettings:
         if self.concurrent_upload_sessions is None:
             return self.business
         return self.concurrent_upload_sessions == "reject"
+
+    @property
+    def rejects_folder_delta(self) -> bool:
+        """OneDrive for Business and SharePoint offer delta on the root only; a benchmark may allow folders."""
+        if self.folder_delta is None:
+            return self.business
+        return self.folder_delta == "reject"
 
     def replace(self, **changes: Any) -> EmulatorSettings:
         """A copy with ``changes`` applied; unknown names raise ``TypeError`` naming the setting."""

@@ -430,7 +430,11 @@ class Store:
         with self.lock:
             if since is not None and since < self.delta_floor:
                 raise GraphError(
-                    410, "resyncRequired", "Resync required. Replace any local items with the server's version."
+                    410,
+                    "resyncRequired",
+                    "Resync required. Replace any local items with the server's version (including deletes) if "
+                    "you're sure that the service was up to date with your local changes when you last sync'd.",
+                    "resyncChangesApplyDifferences",
                 )
             changes: list[Item | Tombstone] = [
                 i for i in self.walk_breadth_first(drive, scope) if i.seq <= upto and (since is None or i.seq > since)

@@ -38,7 +38,7 @@ from airflow_provider_onedrive.retry import RetryPolicy, parse_retry_after
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["MAX_SHARED_AGE", "MAX_START_JITTER", "Poller", "TriggerSession", "sessions"]
+__all__ = ["MAX_SHARED_AGE", "MAX_START_JITTER", "Poller", "TriggerSession", "get_response", "sessions"]
 
 log = logging.getLogger("airflow_provider_onedrive.triggers.async_graph")
 
@@ -264,6 +264,32 @@ def _freeze_heap_once() -> None:
     log.info("[onedrive] triggerer_gc_freeze: %d objects frozen out of garbage collection", gc.get_freeze_count())
 
 
+class _QueryRedactingFilter(logging.Filter):
+    """httpx logs every request's URL at INFO; Graph's delta and skip tokens ride in the query string, so its
+    lines keep only the scheme, host and path (the triggerer's log is no place for a feed position)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_has_query(arg) for arg in record.args):
+            record.args = tuple(_without_query(arg) if _has_query(arg) else arg for arg in record.args)
+        return True
+
+
+def _has_query(value: Any) -> bool:
+    text = str(value) if type(value).__name__ == "URL" or isinstance(value, str) else ""
+    return text.startswith(("http://", "https://")) and "?" in text
+
+
+def _without_query(value: Any) -> str:
+    return str(value).split("?", 1)[0] + "?<query redacted>"
+
+
+def _redact_httpx_urls() -> None:
+    """Install the filter on httpx's logger once per process."""
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _QueryRedactingFilter) for f in httpx_log.filters):
+        httpx_log.addFilter(_QueryRedactingFilter())
+
+
 def _build_session(conn_id: str) -> TriggerSession:
     """Blocking set-up (connection, token provider, drive lookup, TLS context): run in a thread."""
     import importlib
@@ -273,6 +299,7 @@ def _build_session(conn_id: str) -> TriggerSession:
 
     for module in _WARM_IMPORTS:  # httpx loads its async backend on first use; do it here, not on the loop
         importlib.import_module(module)
+    _redact_httpx_urls()
     _freeze_heap_once()
 
     from airflow_provider_onedrive.graph import USER_AGENT
@@ -374,45 +401,57 @@ class Poller:
 
     async def _get_json(self, url: str, params: dict[str, str] | None) -> dict[str, Any] | None:
         """GET a Graph resource: its JSON, or None on 404. Retries per the policy; raises OneDriveError."""
-        import httpx
+        response = await get_response(self.session, url, params, accept=frozenset({200, 404}), retry=self.retry)
+        if response.status_code == 404:
+            return None
+        result: dict[str, Any] = response.json()
+        return result
 
-        action = f"GET {urlsplit(url).path}"
-        attempt = 0
-        refreshed = False
-        started = time.monotonic()
-        while True:
-            attempt += 1
-            token = await self.session.token()
-            try:
-                response = await self.session.get(url, params, token)
-            except httpx.TransportError as exc:
-                wait = self.retry.decide(
-                    attempt=attempt, status=None, retry_after=None, elapsed=time.monotonic() - started
-                )
-                if wait is None:
-                    raise OneDriveTransportError(
-                        f"{action} failed: connection error ({type(exc).__name__})", attempts=attempt
-                    ) from None
-                await asyncio.sleep(wait)
-                continue
-            status = response.status_code
-            if status == 200:
-                return response.json()
-            if status == 404:
-                return None
-            if status == 401 and not refreshed:
-                refreshed = True
-                await self.session.refresh(token)
-                attempt -= 1  # the refresh retry does not consume the retry budget
-                continue
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            wait = self.retry.decide(
-                attempt=attempt, status=status, retry_after=retry_after, elapsed=time.monotonic() - started
-            )
-            if wait is not None:
-                await asyncio.sleep(wait)
-                continue
-            error = error_from_response(response, action, attempts=attempt)
-            if isinstance(error, OneDriveThrottledError | OneDriveServerError):
-                error.message += "; Graph kept failing beyond the retry policy"
-            raise error
+
+async def get_response(
+    session: TriggerSession,
+    url: str,
+    params: dict[str, str] | None,
+    *,
+    accept: frozenset[int] = frozenset({200}),
+    retry: RetryPolicy = _RETRY,
+) -> httpx.Response:
+    """GET ``url`` until Graph answers with a status in ``accept``: 401 refreshes the token once, throttling and
+    server errors wait as :meth:`RetryPolicy.decide` says (Retry-After first); anything else raises the
+    OneDriveError :func:`error_from_response` maps it to. Only the URL's path is ever put in a message."""
+    import httpx
+
+    action = f"GET {urlsplit(url).path}"
+    attempt = 0
+    refreshed = False
+    started = time.monotonic()
+    while True:
+        attempt += 1
+        token = await session.token()
+        try:
+            response = await session.get(url, params, token)
+        except httpx.TransportError as exc:
+            wait = retry.decide(attempt=attempt, status=None, retry_after=None, elapsed=time.monotonic() - started)
+            if wait is None:
+                raise OneDriveTransportError(
+                    f"{action} failed: connection error ({type(exc).__name__})", attempts=attempt
+                ) from None
+            await asyncio.sleep(wait)
+            continue
+        status = response.status_code
+        if status in accept:
+            return response
+        if status == 401 and not refreshed:
+            refreshed = True
+            await session.refresh(token)
+            attempt -= 1  # the refresh retry does not consume the retry budget
+            continue
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        wait = retry.decide(attempt=attempt, status=status, retry_after=retry_after, elapsed=time.monotonic() - started)
+        if wait is not None:
+            await asyncio.sleep(wait)
+            continue
+        error = error_from_response(response, action, attempts=attempt)
+        if isinstance(error, OneDriveThrottledError | OneDriveServerError):
+            error.message += "; Graph kept failing beyond the retry policy"
+        raise error

@@ -1,4 +1,5 @@
-"""The code in docs/operators.md and docs/sensors.md is the marked code of the tested example DAGs, verbatim.
+"""The code in docs/operators.md, docs/sensors.md and docs/events.md is the marked code of the tested example
+DAGs, verbatim.
 
 Each snippet sits between ``<!-- [START name] example_dags/file.py -->`` and ``<!-- [END name] -->`` and must equal
 the (dedented) lines between ``# [START name]`` and ``# [END name]`` in that file.
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = ("docs/operators.md", "docs/sensors.md")
+DOCS = ("docs/operators.md", "docs/sensors.md", "docs/events.md")
 SNIPPET = re.compile(
     r"<!-- \[START (?P<name>\w+)\] (?P<path>\S+) -->\n```python\n(?P<code>.*?)\n```\n<!-- \[END (?P=name)\] -->",
     re.S,

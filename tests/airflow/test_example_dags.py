@@ -213,3 +213,28 @@ def test_share_dag_uploads_the_report_and_shares_it(run_dag, drive, client):
     # the link opens the delivered bytes
     (link,) = drive.store.links.values()
     assert client.for_share(link.web_url).download_bytes("") == report
+
+
+def test_watcher_dag_processes_the_files_its_change_watcher_reports(dagbag, drive):
+    """The asset-scheduled DAG's own watcher, driven against the drive; its events feed a run of the DAG."""
+    from airflow_provider_onedrive.commands.demo_runner import change_watchers, drive_change_watchers
+
+    dag = dagbag.get_dag("example_onedrive_watcher")
+    [trigger] = change_watchers(dag)
+    assert trigger.serialize()[1] | {"stable_for": 30.0, "poll_interval": 60.0} == trigger.serialize()[1]
+    seed_old(drive, "landing/before.csv", b"id\n0\n")  # there before the watcher started: not a change
+
+    def arrive() -> None:
+        drive.put_file("landing/orders.csv", b"id,amount\n1,2.5\n2,4\n")
+        drive.put_file("landing/readme.txt", b"not a csv")
+        drive.put_file("elsewhere/orders.csv", b"id\n9\n")
+
+    changes = drive_change_watchers(dag, arrive)
+    assert [(c["kind"], c["path"], c["size"]) for c in changes] == [("created", "landing/orders.csv", 20)]
+    assert changes[0]["quick_xor_hash"] == quickxorhash(b"id,amount\n1,2.5\n2,4\n")
+
+    run = dag.test(run_conf={"changes": changes})
+    assert str(run.state) == "success"
+    summary = json.loads(drive.read_file("processed/orders.json"))
+    assert summary == {"source": "landing/orders.csv", "kind": "created", "rows": 2, "bytes": 20}
+    assert drive.item("processed/before.json") is None and drive.item("processed/readme.json") is None

@@ -61,3 +61,19 @@ def test_transfer_bench_quick_reports_every_scenario():
     for kind in ("raw_list", "client_list", "client_walk"):
         listing = [row for row in by_kind[kind] if "folders" not in row]
         assert [(row["items"], row["requests"]) for row in listing] == [(5000, 5)]  # 5,000 items, $top=1000
+
+
+def test_watcher_scale_shares_one_delta_poll_between_every_watcher():
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "watcher_scale.py"), "--watchers=30", "--seconds=5", "--poll-interval=0.5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout[out.stdout.index("{\n") :])
+    assert (report["fired"], report["watchers_fired_once"]) == (30, 30)
+    assert report["delta_token_latest"] == 1
+    # one request per round the watchers saw, plus token=latest and at most one in flight at the end
+    assert report["rounds_seen_max"] <= report["delta_requests"] <= report["rounds_seen_max"] + 1
+    assert report["delta_requests"] < 30 and report["ticks"] > 100

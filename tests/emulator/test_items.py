@@ -1,4 +1,5 @@
-"""driveItem fidelity: addressing, encoding, listing, simple upload, folders, delete, move, copy, delta, quota."""
+"""driveItem fidelity: addressing, encoding, listing, simple upload, folders, delete, move, copy, quota (delta:
+test_delta.py)."""
 
 from __future__ import annotations
 
@@ -331,52 +332,6 @@ def test_cross_drive_copy(emu: GraphEmulator, graph: Graph) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert emu.read_file("x.txt", drive_id=library) == b"cross"
-
-
-def collect(graph: Graph, link: str) -> tuple[list[dict], str]:
-    """All values of a delta round and its deltaLink."""
-    values: list[dict] = []
-    while True:
-        page = graph.get(link).json()
-        values += page["value"]
-        if "@odata.deltaLink" in page:
-            return values, page["@odata.deltaLink"]
-        link = page["@odata.nextLink"]
-
-
-def test_delta_root_and_folder(emu: GraphEmulator, graph: Graph) -> None:
-    graph.upload("d1/a.txt", b"a")
-    graph.upload("d2/b.txt", b"b")
-    pages, link = [], "root/delta?$top=2"
-    while True:
-        page = graph.get(link).json()
-        pages.append(page)
-        if "@odata.deltaLink" in page:
-            break
-        link = page["@odata.nextLink"]
-    names = [v["name"] for p in pages for v in p["value"]]
-    assert set(names) == {"root", "d1", "d2", "a.txt", "b.txt"} and len(pages) == 3
-    assert names.index("d1") < names.index("a.txt")
-    delta_link = pages[-1]["@odata.deltaLink"]
-    assert graph.get(delta_link).json()["value"] == []
-    graph.upload("d1/c.txt", b"c")
-    graph.delete("root:/d2")
-    changes, _ = collect(graph, delta_link)
-    by_name = {v["name"]: v for v in changes}
-    assert "c.txt" in by_name and by_name["d2"]["deleted"] == {"state": "deleted"}
-    assert by_name["b.txt"]["deleted"] == {"state": "deleted"}
-    folder = graph.get("root:/d1:/delta").json()
-    assert {v["name"] for v in folder["value"]} == {"d1", "a.txt", "c.txt"}
-    d1 = graph.get("root:/d1").json()
-    assert {v["name"] for v in graph.get(f"items/{d1['id']}/delta").json()["value"]} == {"d1", "a.txt", "c.txt"}
-    latest = graph.get("root/delta", params={"token": "latest"}).json()
-    assert latest["value"] == [] and "@odata.deltaLink" in latest
-    graph.upload("after.txt", b"z")
-    assert {v["name"] for v in collect(graph, latest["@odata.deltaLink"])[0]} == {"root", "after.txt"}
-    emu.invalidate_delta_tokens()
-    stale = graph.get(latest["@odata.deltaLink"])
-    assert_graph_error(stale, 410, "resyncRequired")
-    assert "/delta" in stale.headers["Location"]
 
 
 def test_quota_limit_is_507(emu: GraphEmulator, graph: Graph) -> None:
