@@ -485,13 +485,14 @@ class MsalTokenProvider:
         what the winner saves, and uses it: only the winner writes, so the store always ends with the newest token.
         """
         with self._store_lock():
-            shared = self._shared_access(credential)
+            record = self._load_record()  # one read decides both: use its access token, or redeem its token
+            shared = self._shared_access(credential, record)
             if shared is not None:
                 return shared
-            refresh_token = self._newest_refresh_token(credential)
+            refresh_token = self._newest_refresh_token(credential, record)
             result = self._redeem(credential, refresh_token)
             started = quiet_since = time.monotonic()
-            last_seen = self._load_record()
+            last_seen = record
             attempt = 0
             while _contended(result):
                 now = time.monotonic()
@@ -502,10 +503,10 @@ class MsalTokenProvider:
                 record = self._load_record()
                 if record != last_seen:
                     last_seen, quiet_since = record, time.monotonic()
-                shared = self._shared_access(credential)
+                shared = self._shared_access(credential, record)
                 if shared is not None:
                     return shared
-                newer = self._newest_refresh_token(credential)
+                newer = self._newest_refresh_token(credential, record)
                 if newer != refresh_token:
                     refresh_token, result = newer, self._redeem(credential, newer)
             own = self.settings.refresh_token
@@ -532,9 +533,8 @@ class MsalTokenProvider:
             self._save(record)
             return result
 
-    def _shared_access(self, credential: _Credential) -> dict[str, Any] | None:
+    def _shared_access(self, credential: _Credential, record: StoredToken | None) -> dict[str, Any] | None:
         """A token result built from the store's access token when another worker saved one still valid."""
-        record = self._load_record()
         if record is None or not self._descends(record) or record.access_token == credential.access_token:
             return None
         valid_for = record.access_valid_for()
@@ -564,9 +564,9 @@ class MsalTokenProvider:
         origin = _token_fingerprint(self.settings.refresh_token)
         return record.origin is None or not self.settings.refresh_token or record.origin == origin
 
-    def _newest_refresh_token(self, credential: _Credential) -> str:
+    def _newest_refresh_token(self, credential: _Credential, stored: StoredToken | None) -> str:
         """The newest refresh token descending from the connection's: store, this process, or the original."""
-        candidates = [credential.refresh_token, self._load_record()]
+        candidates = [credential.refresh_token, stored]
         usable = [c for c in candidates if c is not None and self._descends(c)]
         if usable:
             newest = max(usable, key=lambda c: c.saved_at)

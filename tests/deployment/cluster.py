@@ -375,6 +375,12 @@ class Deployment:
         for name in WORKERS:
             self.start_worker(name)
 
+    def restart(self, name: str, **settings: str) -> Service:
+        """Stop one Airflow process and start it again, with ``settings`` (environment variables) added."""
+        old = self.services[name]
+        old.stop()
+        return self._airflow_service(name, old.argv[1:], {**old.env, **settings})
+
     def start_worker(self, name: str) -> Service:
         args = ["celery", "worker", "--celery-hostname", f"{name}@loopback", "--skip-serve-logs"]
         args += ["--without-gossip", "--without-mingle"]

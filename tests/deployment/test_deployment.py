@@ -28,6 +28,8 @@ EXAMPLES = [
     "example_onedrive_incoming",
     "example_onedrive_report",
     "example_onedrive_routing",
+    "example_onedrive_share",
+    "example_onedrive_watcher",
 ]
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 
@@ -81,14 +83,29 @@ def assert_logs_clean(deployment: Deployment, emulator: Any, dag_id: str, run_id
 
 @pytest.fixture(scope="module")
 def ready(deployment: Deployment) -> Deployment:
-    deployment.wait_for_dags(
-        [*EXAMPLES, "deploy_deferred_sensors", "deploy_probe", "deploy_delegated_fanout", "deploy_big_upload"]
-    )
+    suite = [
+        "deploy_deferred_sensors",
+        "deploy_probe",
+        "deploy_delegated_fanout",
+        "deploy_big_upload",
+        "deploy_watcher",
+    ]
+    deployment.wait_for_dags([*EXAMPLES, *suite])
     return deployment
 
 
+def test_every_example_dag_is_covered() -> None:
+    from tests.conftest import EXAMPLE_DAGS
+
+    assert sorted(p.stem for p in EXAMPLE_DAGS.glob("example_*.py")) == sorted(EXAMPLES)
+
+
 def test_example_dags_succeed_through_the_rest_api(ready: Deployment, deploy_emulator: Any) -> None:
-    runs = {dag_id: trigger(ready, dag_id) for dag_id in EXAMPLES}
+    # the watcher example's run by hand: its conf carries a change as its watcher would report it
+    deploy_emulator.put_file("manual/orders.csv", b"id,amount\n1,2.5\n2,4\n")
+    change = {"kind": "created", "path": "manual/orders.csv", "size": 20}
+    conf = {"example_onedrive_watcher": {"changes": [change]}}
+    runs = {dag_id: trigger(ready, dag_id, conf.get(dag_id)) for dag_id in EXAMPLES}
     states = {dag_id: ready.wait_for_run(dag_id, run_id, timeout=420) for dag_id, run_id in runs.items()}
     failed = {d: ready.task_states(d, runs[d]) for d, s in states.items() if s != "success"}
     assert not failed, failed
@@ -112,6 +129,16 @@ def test_example_dags_succeed_through_the_rest_api(ready: Deployment, deploy_emu
     assert emu.read_file("sorted/spreadsheets/q2 figures.xlsx") == b"PK\x03\x04 not really a spreadsheet"
     assert emu.read_file("sorted/documents/contract.pdf") == b"%PDF-1.7 demo"
     assert names(emu, "sorted/tables") == ["measurements.csv"]
+    # share: the delivered report and one organization link to it
+    assert names(emu, f"deliveries/{DS}") == ["report.csv"]
+    assert len(emu.store.links) == 1 and next(iter(emu.store.links.values())).scope == "organization"
+    # watcher (run by hand): the change it was given, summarised
+    assert json.loads(emu.read_file("processed/orders.json")) == {
+        "source": "manual/orders.csv",
+        "kind": "created",
+        "rows": 2,
+        "bytes": 20,
+    }
     # fsspec: pandas and ObjectStoragePath wrote through onedrive://
     assert names(emu, "examples/fsspec") == ["sales.csv", "sales.parquet", "summary.txt"]
 
@@ -161,7 +188,8 @@ def test_fifty_deferred_sensors_hold_no_worker_slot(ready: Deployment, deploy_em
     assert ready.wait_for_run("deploy_deferred_sensors", run_id, timeout=300) == "success"
     tis = ready.task_instances("deploy_deferred_sensors", run_id)
     assert sorted(ti["state"] for ti in tis) == ["success"] * 50
-    assert ready.query("SELECT count(*) FROM trigger")[0][0] == 0  # the triggerer cleaned up after firing
+    # the sensors' triggers are gone once they fired (the asset watchers' triggers stay)
+    assert ready.query("SELECT count(*) FROM trigger WHERE classpath LIKE %s", "%OneDriveFileTrigger") == [(0,)]
 
 
 def stored_refresh_token(deployment: Deployment, conn_id: str) -> dict[str, Any]:
@@ -240,3 +268,68 @@ def test_a_killed_worker_upload_resumes_on_the_other(ready: Deployment, deploy_e
     # the killed machine comes back, as a restarted node would, for whatever runs next
     ready.start_worker(victim)
     wait_until(lambda: ready.worker_ready(victim), 120, f"{victim} ready again", ready)
+
+
+def watcher_runs(deployment: Deployment) -> list[list[str]]:
+    """What each finished run of ``deploy_watcher`` was started with (the paths of its asset events)."""
+    runs = deployment.api("GET", "/dags/deploy_watcher/dagRuns", params={"order_by": "run_after"})["dag_runs"]
+    paths = []
+    for run in runs:
+        if run["state"] in ("queued", "running"):
+            deployment.wait_for_run("deploy_watcher", run["dag_run_id"], timeout=120)
+        entry = deployment.api(
+            "GET", f"/dags/deploy_watcher/dagRuns/{run['dag_run_id']}/taskInstances/arrived/xcomEntries/return_value"
+        )
+        paths.append(entry["value"] if isinstance(entry["value"], list) else json.loads(entry["value"]))
+    return paths
+
+
+def test_a_change_watcher_in_the_real_triggerer_schedules_runs(ready: Deployment, deploy_emulator: Any) -> None:
+    """The asset watcher runs in the triggerer: a new file starts a run; restarting the triggerer neither
+    replays a change already reported nor misses one made while it was down (the asset state store)."""
+    emu = deploy_emulator
+    # asset-triggered runs are created by the scheduling loop that also creates interval runs: pause the
+    # examples (their intervals would start runs of their own) and turn that loop on
+    for dag_id in EXAMPLES:
+        ready.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    ready.restart("scheduler", AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="True")
+
+    def polls() -> list[Any]:
+        return [r for r in emu.requests if r.method == "GET" and r.path.split("?")[0].endswith("/delta")]
+
+    emu.clear_requests()
+    wait_until(lambda: len(polls()) >= 2, 120, "the watcher polling the delta feed", ready)
+    started = time.time()
+    emu.put_file("watched/first.csv", b"id\n1\n")
+    emu.put_file("watched/notes.txt", b"not a csv")  # outside the glob: no run
+    wait_until(
+        lambda: ready.query("SELECT count(*) FROM dag_run WHERE dag_id = 'deploy_watcher'")[0][0] >= 1,
+        120,
+        "a run of deploy_watcher",
+        ready,
+    )
+    (queued,) = ready.query("SELECT min(queued_at) FROM dag_run WHERE dag_id = 'deploy_watcher'")[0]
+    print(f"change watcher: file written -> DAG run queued in {queued.timestamp() - started:.2f} s (2 s poll)")
+    assert watcher_runs(ready) == [["watched/first.csv"]]
+
+    ready.services["triggerer"].stop()
+    emu.put_file("watched/while-down.csv", b"id\n2\n")
+    ready.restart("triggerer")
+    wait_until(
+        lambda: ready.query("SELECT count(*) FROM dag_run WHERE dag_id = 'deploy_watcher'")[0][0] >= 2,
+        180,
+        "a run for the change made while the triggerer was down",
+        ready,
+    )
+    emu.put_file("watched/after.csv", b"id\n3\n")
+    wait_until(
+        lambda: ready.query("SELECT count(*) FROM dag_run WHERE dag_id = 'deploy_watcher'")[0][0] >= 3,
+        120,
+        "a run for a change after the restart",
+        ready,
+    )
+    assert watcher_runs(ready) == [["watched/first.csv"], ["watched/while-down.csv"], ["watched/after.csv"]]
+    events = ready.query(
+        "SELECT count(*) FROM asset_event e JOIN asset a ON e.asset_id = a.id WHERE a.name = 'deploy_watched_csv'"
+    )
+    assert events == [(3,)]  # one event per change: nothing replayed after the restart

@@ -1,16 +1,18 @@
 """DAGs of the deployment suite (tests/deployment): deferred sensors, a worker-slot probe, a delegated fan-out
-across both workers, and a large upload that a killed worker leaves half done."""
+across both workers, a large upload that a killed worker leaves half done, and a DAG scheduled by a change
+watcher (a fast one: a 2 s poll, no settling time)."""
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, AssetWatcher, dag, task
 
 from airflow_provider_onedrive.hooks.onedrive import OneDriveHook
 from airflow_provider_onedrive.operators.onedrive import OneDriveUploadOperator
 from airflow_provider_onedrive.sensors.onedrive import OneDriveFileSensor
+from airflow_provider_onedrive.triggers.onedrive import OneDriveChangeTrigger
 
 SENSORS = 50
 FANOUT = 20
@@ -62,7 +64,29 @@ def big_upload():
     )
 
 
+WATCHED = Asset(
+    name="deploy_watched_csv",
+    uri="onedrive://onedrive_default@/watched",
+    watchers=[
+        AssetWatcher(
+            name="deploy_watched_csv_watcher",
+            trigger=OneDriveChangeTrigger(path="watched/*.csv", kinds=["created"], poll_interval=2),
+        )
+    ],
+)
+
+
+@dag(dag_id="deploy_watcher", schedule=[WATCHED], catchup=False, tags=["deployment"])
+def watcher():
+    @task
+    def arrived(triggering_asset_events=None) -> list[str]:
+        return sorted(event.extra["payload"]["path"] for event in (triggering_asset_events or {}).get(WATCHED, []))
+
+    arrived()
+
+
 deferred_sensors()
 probe()
+watcher()
 delegated_fanout()
 big_upload()
