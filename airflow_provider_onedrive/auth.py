@@ -10,11 +10,8 @@ another worker) starts from it instead of the connection's original, which expir
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import logging
-import os
 import random
 import re
 import threading
@@ -26,6 +23,12 @@ from urllib.parse import urlsplit
 from airflow_provider_onedrive.config import RESERVED_SCOPES, ConnectionSettings, certificate_thumbprints
 from airflow_provider_onedrive.errors import OneDriveAuthError
 from airflow_provider_onedrive.graph import make_session, token_identity
+from airflow_provider_onedrive.secretless import (
+    FederatedTokenFile,
+    managed_identity_client,
+    managed_identity_endpoint,
+    managed_identity_name,
+)
 from airflow_provider_onedrive.token_stores import NullTokenStore, RefreshTokenStore, StoredToken, token_fingerprint
 
 __all__ = [
@@ -113,73 +116,6 @@ class _TimeoutHttpClient:
         self.session.close()
 
 
-class FederatedTokenFile:
-    """The client assertion of workload identity federation: a projected service-account token read from a file.
-
-    The kubelet replaces the file before the token expires (by default hourly), so the file is read again whenever
-    its modification time, size or inode changes, and whenever the token read last is within a minute of its own
-    ``exp``: a rotated token is used at the next token request, and an assertion is never reused past its expiry.
-    MSAL calls this object each time it sends a token request.
-    """
-
-    #: An assertion this close to its ``exp`` is read again (and sent only if the file has nothing newer).
-    EXPIRY_MARGIN = 60.0
-
-    def __init__(self, path: str, conn_id: str) -> None:
-        self.path = path
-        self.conn_id = conn_id
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
-        self._assertion: str | None = None
-        self._expires_at: float | None = None
-
-    def __call__(self) -> str:
-        return self.read()
-
-    def read(self) -> str:
-        """The current assertion (from the file, or the copy read last while the file is unchanged and unexpired)."""
-        with self._lock:
-            try:
-                info = os.stat(self.path)
-                stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
-                fresh = self._expires_at is None or time.time() < self._expires_at - self.EXPIRY_MARGIN
-                if self._assertion is not None and stamp == self._stamp and fresh:
-                    return self._assertion
-                with open(self.path, encoding="utf-8") as handle:
-                    assertion = handle.read().strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-                raise OneDriveAuthError(
-                    f"connection {self.conn_id!r}: cannot read the federated token file {self.path!r} ({reason}); "
-                    "check that the service account token is projected into this pod and readable by the Airflow "
-                    "user"
-                ) from None
-            if not assertion:
-                raise OneDriveAuthError(
-                    f"connection {self.conn_id!r}: the federated token file {self.path!r} is empty; check the "
-                    "projected service account token volume"
-                )
-            self._assertion, self._stamp, self._expires_at = assertion, stamp, _jwt_expiry(assertion)
-            return assertion
-
-    @property
-    def current(self) -> str | None:
-        """The assertion read last (to scrub it from messages), without reading the file."""
-        return self._assertion
-
-
-def _jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT (unverified), or None when the token is not a JWT with one."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        return float(claims["exp"]) if isinstance(claims, dict) and "exp" in claims else None
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
 class _Credential:
     """Per-process state of one credential: the lazily built MSAL app, the current token, a lock."""
 
@@ -227,32 +163,12 @@ def _is_microsoft_host(authority_host: str) -> bool:
     return (urlsplit(authority_host).hostname or "").lower() in _MICROSOFT_AUTHORITY_HOSTS
 
 
-def _managed_identity(settings: ConnectionSettings) -> Any:
-    """MSAL's description of the connection's managed identity: system-assigned, or user-assigned by one id."""
-    import msal
-
-    if settings.managed_identity_id_type is None:
-        return msal.SystemAssignedManagedIdentity()
-    return msal.UserAssignedManagedIdentity(**{settings.managed_identity_id_type: settings.managed_identity_id})
-
-
-def _managed_identity_client(settings: ConnectionSettings, http_client: _TimeoutHttpClient) -> Any:
-    """MSAL's managed-identity client (no network I/O until a token is asked for). MSAL picks the endpoint from the
-    environment: IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Functions), else the Instance Metadata Service
-    (VMs, VM scale sets, AKS nodes)."""
-    import msal
-
-    client = msal.ManagedIdentityClient(_managed_identity(settings), http_client=http_client)
-    client.onedrive_http_client = http_client  # reused when the client is rebuilt to drop its token cache
-    return client
-
-
 def _build_app(settings: ConnectionSettings, assertions: FederatedTokenFile | None = None) -> Any:
     """Build the MSAL application (this does network I/O: tenant discovery; a managed-identity client does none)."""
     import msal
 
     if settings.auth_type == "managed_identity":
-        return _managed_identity_client(settings, _TimeoutHttpClient(settings, local=True))
+        return managed_identity_client(settings, _TimeoutHttpClient(settings, local=True))
     kwargs: dict[str, Any] = {
         "authority": settings.authority,
         "http_client": _TimeoutHttpClient(settings),
@@ -451,12 +367,12 @@ class MsalTokenProvider:
     def _acquire_for_managed_identity(self, credential: _Credential, force_refresh: bool) -> dict[str, Any]:
         app = credential.get_app()
         if force_refresh:  # a new client has an empty token cache, so MSAL asks the endpoint again
-            app = credential.app = _managed_identity_client(self.settings, app.onedrive_http_client)
+            app = credential.app = managed_identity_client(self.settings, app.onedrive_http_client)
         resource = self.settings.managed_identity_resource
-        result = self._call(lambda: app.acquire_token_for_client(resource=resource), where=_managed_identity_endpoint())
+        result = self._call(lambda: app.acquire_token_for_client(resource=resource), where=managed_identity_endpoint())
         if "access_token" not in result:
             raise auth_error(
-                self.settings, result, f"getting a managed identity token ({_managed_identity_name(self.settings)})"
+                self.settings, result, f"getting a managed identity token ({managed_identity_name(self.settings)})"
             )
         return result
 
@@ -598,23 +514,6 @@ class MsalTokenProvider:
         else:
             with lock():
                 yield
-
-
-def _managed_identity_endpoint() -> str:
-    """Where MSAL will ask for a managed-identity token, as it decides from the environment (for messages)."""
-    if os.environ.get("IDENTITY_ENDPOINT") and os.environ.get("IDENTITY_HEADER"):
-        return f"the managed identity endpoint {os.environ['IDENTITY_ENDPOINT']} (IDENTITY_ENDPOINT)"
-    host = os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://169.254.169.254").rstrip("/")
-    return (
-        f"the Instance Metadata Service at {host} (is this an Azure VM, VM scale set, AKS node or App Service with "
-        "a managed identity assigned?)"
-    )
-
-
-def _managed_identity_name(settings: ConnectionSettings) -> str:
-    if settings.managed_identity_id_type is None:
-        return "system-assigned"
-    return f"user-assigned, {settings.managed_identity_id_type} {settings.managed_identity_id}"
 
 
 def build_token_provider(
