@@ -4,6 +4,9 @@ The shared feed (``open_shared_stream``) is stepped one poll at a time and its r
 ``filter_shared_stream``; a watcher has finished a round when it asks for the next one, so every assertion
 is about a completed round, never about elapsed time. Time that matters (``stable_for``) is the emulator's
 clock, moved by the test.
+
+The triggerer's own path (Airflow's ``SharedStreamManager`` in ack mode, events confirmed stored or not, crashes
+and restarts) runs through :class:`Triggerer`; there too every wait is for a condition.
 """
 
 from __future__ import annotations
@@ -688,3 +691,44 @@ def test_a_watcher_that_fires_nothing_still_moves_its_position(drive):
     triggerer = asyncio.run(scenario())
     assert [e["path"] for e in triggerer.fired[0]] == ["in/a/x.csv"]
     assert link(stores["a"]) == link(stores["quiet"])  # one feed, one position
+
+
+def test_a_round_some_watcher_failed_on_moves_no_position(caplog):
+    """``advance`` as Airflow calls it: a round with a failed watcher (ack timeout, overflow, or left before
+    reading it) saves nothing, since Airflow does not say whose the failure is; otherwise each watcher's latest
+    position in the batch is saved, and a store that cannot save is logged without its value."""
+    from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
+
+    from airflow_provider_onedrive.triggers.onedrive import Delivery
+    from airflow_provider_onedrive.triggers.positions import ChangeFeedProducer
+
+    class BrokenStore(MemoryStateStore):
+        async def aset(self, key: str, value: Any) -> None:
+            raise ValueError(f"cannot store {value!r}")
+
+    def delivery(positions: list[tuple[Any, str]]) -> Delivery:
+        item = Delivery(Round((), "https://graph.example/delta?token=x", 0.0, 0.0, "d"))
+        for store, position in positions:
+            item.hold(store, {"delta_link": position})
+        return item
+
+    first, second, broken = MemoryStateStore(), MemoryStateStore(), BrokenStore()
+    producer = ChangeFeedProducer(OneDriveChangeTrigger, {})
+    clean, failed = AdvanceOutcome(acked=2, failed=0), AdvanceOutcome(acked=1, failed=1)
+
+    async def scenario() -> None:
+        await producer.advance([AdvanceItem(delivery([(first, "p1"), (second, "p1")]), failed)])
+        assert first.writes == second.writes == 0
+        await producer.advance(
+            [
+                AdvanceItem(delivery([(first, "p2"), (second, "p2")]), clean),
+                AdvanceItem(delivery([(first, "p3"), (second, "p3")]), failed),
+                AdvanceItem(delivery([(first, "p4"), (broken, "secret-position")]), clean),
+            ]
+        )
+
+    asyncio.run(scenario())
+    assert (first.values[STATE_KEY], first.writes) == ({"delta_link": "p4"}, 1)  # the latest clean one, once
+    assert (second.values[STATE_KEY], second.writes) == ({"delta_link": "p2"}, 1)
+    assert "1 of 3 watcher position(s) not saved (ValueError)" in caplog.text
+    assert "secret-position" not in caplog.text
