@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
     from airflow.sdk.log import mask_secret
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+    from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
 __all__ = [
+    "AdvanceItem",
     "AirflowException",
     "AirflowNotFoundException",
     "BaseEventTrigger",
@@ -36,6 +38,7 @@ __all__ = [
     "Connection",
     "ObjectStoragePath",
     "PokeReturnValue",
+    "SharedStreamProducer",
     "TriggerEvent",
     "Variable",
     "conf",
@@ -61,6 +64,8 @@ _SOURCES: dict[str, str] = {
     "BaseEventTrigger": "airflow.triggers.base",
     "BaseTrigger": "airflow.triggers.base",
     "TriggerEvent": "airflow.triggers.base",
+    "AdvanceItem": "airflow.triggers.shared_stream",  # Airflow 3.3+: shared streams in ack mode
+    "SharedStreamProducer": "airflow.triggers.shared_stream",
 }
 
 

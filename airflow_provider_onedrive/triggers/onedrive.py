@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_onedrive.compat import BaseEventTrigger, BaseTrigger, TriggerEvent
 from airflow_provider_onedrive.errors import OneDriveError, OneDriveValidationError
@@ -27,12 +27,31 @@ from airflow_provider_onedrive.triggers.async_graph import (
 from airflow_provider_onedrive.triggers.delta import DeltaFeed, Round
 from airflow_provider_onedrive.triggers.watch import ChangeWatch, parse_kinds, watch_pattern
 
-__all__ = ["STATE_KEY", "OneDriveChangeTrigger", "OneDriveFileTrigger"]
+if TYPE_CHECKING:
+    from airflow_provider_onedrive.compat import SharedStreamProducer
+
+__all__ = ["STATE_KEY", "Delivery", "OneDriveChangeTrigger", "OneDriveFileTrigger"]
 
 #: The asset state store key under which a change watcher keeps its position in the drive's change feed.
 STATE_KEY = "onedrive_change_trigger"
 
 feed_log = logging.getLogger("airflow_provider_onedrive.triggers.changes")
+
+
+class Delivery:
+    """One round of the shared feed as the triggerer hands it to the watchers in ack mode, with the positions
+    the watchers reached with it: saved by :class:`~.positions.ChangeFeedProducer` once Airflow has stored the
+    events the watchers fired for the round, never before."""
+
+    __slots__ = ("positions", "round")
+
+    def __init__(self, round_: Round) -> None:
+        self.round = round_
+        #: (asset state store, value to save) per watcher that has finished the round.
+        self.positions: list[tuple[Any, dict[str, Any]]] = []
+
+    def hold(self, store: Any, value: dict[str, Any]) -> None:
+        self.positions.append((store, value))
 
 
 class OneDriveFileTrigger(BaseTrigger):
@@ -112,8 +131,10 @@ class OneDriveChangeTrigger(BaseEventTrigger):
 
     Reads the drive's Graph delta feed (``/root/delta``, from ``token=latest``: changes only, never what was
     already there). Every watcher of one connection and ``poll_interval`` shares ONE poll of that feed in the
-    triggerer (Airflow's shared streams), however many there are. The position in the feed is kept in the
-    asset state store, so a triggerer restart resumes where the watcher was: nothing replayed, nothing missed.
+    triggerer (Airflow's shared streams, in ack mode), however many there are. The position in the feed is kept
+    in the asset state store, and moves past a change only once Airflow has stored the events the change fired
+    (or the watcher found nothing in it): a triggerer restart, even a crash, resumes where the watcher was and
+    misses nothing; a change whose events were not stored yet fires again (at least once).
 
     Event payload: ``{"kind": "created" | "modified" | "deleted", "path", "id", "etag", "size",
     "quick_xor_hash", "modified", "drive_id"}`` (size, hash, eTag and modified are None for a deletion). No URL
@@ -176,6 +197,14 @@ class OneDriveChangeTrigger(BaseEventTrigger):
         return ("airflow_provider_onedrive.delta", self.onedrive_conn_id, self.poll_interval)
 
     @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> SharedStreamProducer:
+        """Ack mode: the triggerer polls the feed through :class:`~.positions.ChangeFeedProducer`, which saves
+        each watcher's position once the events it fired for a round are stored (Airflow 3.3+)."""
+        from airflow_provider_onedrive.triggers.positions import ChangeFeedProducer
+
+        return ChangeFeedProducer(cls, kwargs)
+
+    @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Round]:
         """The drive's feed, polled every ``poll_interval`` seconds: first the starting position (a round with
         no changes), then one :class:`~.delta.Round` per poll. A failed poll (after the retry policy) is logged
@@ -206,6 +235,9 @@ class OneDriveChangeTrigger(BaseEventTrigger):
                 yield round_
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """This watcher's events from the shared feed: :class:`Delivery` items in ack mode (the position is left
+        on the delivery, for the producer to save), plain :class:`~.delta.Round` items otherwise (``run()``:
+        the position is saved once the round's events have left the trigger)."""
         watch = ChangeWatch(self.glob, tuple(self.kinds), self.stable_for, self.case_sensitive)
         session = await sessions.get(self.onedrive_conn_id)
         async with session.attached():
@@ -215,15 +247,25 @@ class OneDriveChangeTrigger(BaseEventTrigger):
             if "deleted" in self.kinds:
                 records = await Poller(session, FileCriteria(self.glob.text), max_age=MAX_SHARED_AGE).candidates()
                 watch.seed(records, settle=state is None)
-            async for round_ in shared_stream:
+            async for item in shared_stream:
+                delivery = item if isinstance(item, Delivery) else None
+                round_: Round = delivery.round if delivery is not None else item
                 if state is not None:
                     round_ = await self._catch_up(session, state, round_)
                     state = None
+                # Every event of the round is yielded before the next round is asked for: that is how Airflow
+                # ties the events to this round, and holds the round's advance until they are stored.
                 for payload in watch.apply(round_):
                     yield TriggerEvent(payload)
-                await self._save_state(
-                    {"delta_link": round_.delta_link, "since": round_.server_now, "pending": watch.pending_state()}
-                )
+                position = {
+                    "delta_link": round_.delta_link,
+                    "since": round_.server_now,
+                    "pending": watch.pending_state(),
+                }
+                if delivery is None:
+                    await self._save_state(position)
+                elif self.asset_state_store is not None:
+                    delivery.hold(self.asset_state_store, position)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Standalone: this watcher's own poll (the triggerer uses the shared one instead)."""

@@ -4,6 +4,9 @@ The shared feed (``open_shared_stream``) is stepped one poll at a time and its r
 ``filter_shared_stream``; a watcher has finished a round when it asks for the next one, so every assertion
 is about a completed round, never about elapsed time. Time that matters (``stable_for``) is the emulator's
 clock, moved by the test.
+
+The triggerer's own path (Airflow's ``SharedStreamManager`` in ack mode, events confirmed stored or not, crashes
+and restarts) runs through :class:`Triggerer`; there too every wait is for a condition.
 """
 
 from __future__ import annotations
@@ -449,53 +452,283 @@ def test_retry_after_is_honoured(drive):
     assert waited >= 1.0  # a lower bound only: the retry waited at least what Retry-After asked
 
 
-def test_watchers_of_one_drive_share_one_delta_poll(drive):
-    """Airflow's SharedStreamManager (the triggerer's) runs N watchers on one feed: one request per round."""
-    from airflow.triggers.shared_stream import SharedStreamManager
+# -- in the triggerer: shared streams in ack mode ---------------------------------------------------------------
+class Triggerer:
+    """Watchers run as Airflow's triggerer runs them: each subscribed to the real ``SharedStreamManager`` (which
+    sees ``create_shared_stream_producer`` and runs the feed in ack mode), each event it fires bound to a
+    persist seq the moment it leaves the trigger (``TriggerRunner.run_trigger``). :meth:`persist` is the
+    supervisor confirming it has stored the events; :meth:`crash` drops everything with nothing confirmed.
 
-    watchers = 50
+    Waiting is on conditions (:meth:`until`); the clock only bounds a broken run."""
 
-    async def scenario() -> tuple[list[MemoryStateStore], list[list[dict[str, Any]]]]:
-        manager = SharedStreamManager()
-        stores = [MemoryStateStore() for _ in range(watchers)]
-        fired: list[list[dict[str, Any]]] = [[] for _ in range(watchers)]
-        triggers = []
-        for index in range(watchers):
-            trigger = OneDriveChangeTrigger(path=f"in/w{index}/*.csv", poll_interval=0.05)
-            trigger.asset_state_store = stores[index]
-            triggers.append(trigger)
-        keys = {t.shared_stream_key() for t in triggers}
-        assert len(keys) == 1
+    def __init__(self, *, persist_as_it_goes: bool = False) -> None:
+        from airflow.triggers.shared_stream import SharedStreamManager
 
-        async def consume(index: int) -> None:
-            stream = manager.subscribe(
-                trigger_id=index, trigger=triggers[index], key=triggers[index].shared_stream_key()
-            )
-            async for event in triggers[index].filter_shared_stream(stream):
-                fired[index].append(event.payload)
+        self.manager = SharedStreamManager(ack_timeout=3600)
+        self.persist_as_it_goes = persist_as_it_goes
+        self.fired: dict[int, list[dict[str, Any]]] = {}
+        self.rounds: dict[int, int] = {}
+        self.unconfirmed: list[int] = []
+        self.unbound = 0  # events Airflow could not tie to a round: their persistence would gate nothing
+        self.tasks: dict[int, asyncio.Future[None]] = {}
+        self.crashed = False
 
-        tasks = [asyncio.ensure_future(consume(i)) for i in range(watchers)]
+    def start(self, trigger_id: int, trigger: OneDriveChangeTrigger) -> None:
+        self.fired[trigger_id] = []
+        self.rounds[trigger_id] = 0
+        self.tasks[trigger_id] = asyncio.ensure_future(self._run(trigger_id, trigger))
+
+    async def _counted(self, trigger_id: int, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for item in stream:
+            self.rounds[trigger_id] += 1
+            yield item
+
+    async def _run(self, trigger_id: int, trigger: OneDriveChangeTrigger) -> None:
+        key = trigger.shared_stream_key()
+        stream = self.manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+        try:
+            async for event in trigger.filter_shared_stream(self._counted(trigger_id, stream)):
+                seq = self.manager.bind_pending_event(trigger_id=trigger_id, key=key)
+                if seq is None:
+                    self.unbound += 1
+                else:
+                    self.unconfirmed.append(seq)
+                self.fired[trigger_id].append(event.payload)
+        finally:
+            if not self.crashed:
+                await self.manager.unsubscribe(trigger_id, key)
+
+    def persist(self) -> None:
+        seqs, self.unconfirmed = self.unconfirmed, []
+        self.manager.confirm_persisted(seqs)
+
+    async def until(self, condition: Any, what: str) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TIMEOUT
-        while not all(s.writes for s in stores):  # every watcher has its start position
-            assert loop.time() < deadline
-            await asyncio.sleep(0.02)
+        while True:
+            for task in self.tasks.values():
+                if task.done():
+                    task.result()  # a watcher's error
+                    raise AssertionError("a watcher ended")
+            if self.persist_as_it_goes:
+                self.persist()
+            if condition():
+                return
+            assert loop.time() < deadline, f"timed out waiting until {what}"
+            await asyncio.sleep(0.01)
+
+    async def polls(self, drive, count: int) -> None:
+        """Wait until the feed has polled the drive ``count`` more times."""
+        seen = len(delta_requests(drive))
+        await self.until(lambda: len(delta_requests(drive)) >= seen + count, f"{count} more polls")
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    def crash(self) -> None:
+        """The process dies: no confirmation, no unsubscribe, no shutdown (the caller's event loop ends next)."""
+        self.crashed = True
+        for task in self.tasks.values():
+            task.cancel()
+
+
+def change_trigger(store: MemoryStateStore, **kwargs: Any) -> OneDriveChangeTrigger:
+    trigger = OneDriveChangeTrigger(poll_interval=0.05, **kwargs)
+    trigger.asset_state_store = store
+    return trigger
+
+
+def link(store: MemoryStateStore) -> str | None:
+    """The stored position. The emulator's deltaLink names the drive's change sequence, so every round without
+    a change hands back the same link: "the link before a change" is one value."""
+    value = store.values.get(STATE_KEY)
+    return value["delta_link"] if value else None
+
+
+def summary(events: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    return sorted((e["kind"], e["path"], e["id"], e["etag"]) for e in events)
+
+
+def test_events_not_stored_before_a_crash_fire_again_after_the_restart(drive):
+    stores = [MemoryStateStore(), MemoryStateStore()]
+    paths = ["in/a/*.csv", "in/b/*.csv"]
+    before: list[str | None] = []
+
+    async def first_life() -> dict[int, list[dict[str, Any]]]:
+        triggerer = Triggerer()
+        for index, store in enumerate(stores):
+            triggerer.start(index, change_trigger(store, path=paths[index]))
+        await triggerer.until(lambda: all(link(s) for s in stores), "every watcher saved its start position")
+        before.extend(link(s) for s in stores)
+        drive.put_file("in/a/x.csv", b"1,2\n")
+        drive.put_file("in/b/y.csv", b"3,4\n")
+        await triggerer.until(lambda: all(triggerer.fired.values()), "both watchers fired")
+        await triggerer.polls(drive, 3)
+        # the feed went on polling, but no position moved past the change: its events are not stored yet
+        assert [link(s) for s in stores] == before
+        assert triggerer.unbound == 0 and len(triggerer.unconfirmed) == 2
+        triggerer.crash()
+        return triggerer.fired
+
+    lost = asyncio.run(first_life())
+    assert [[e["path"] for e in lost[i]] for i in range(2)] == [["in/a/x.csv"], ["in/b/y.csv"]]
+
+    async def second_life() -> dict[int, list[dict[str, Any]]]:
+        triggerer = Triggerer()
+        for index, store in enumerate(stores):  # new trigger instances, the same asset state stores
+            triggerer.start(index, change_trigger(store, path=paths[index]))
+        await triggerer.until(lambda: all(triggerer.fired.values()), "both watchers fired again")
+        triggerer.persist()
+        await triggerer.until(lambda: all(link(s) != b for s, b in zip(stores, before, strict=True)), "stored")
+        await triggerer.stop()
+        return triggerer.fired
+
+    again = asyncio.run(second_life())
+    # the same changes, the same versions: at least once
+    assert [summary(again[i]) for i in range(2)] == [summary(lost[i]) for i in range(2)]
+
+
+def test_stored_events_are_not_replayed_after_a_crash(drive):
+    store = MemoryStateStore()
+
+    async def first_life() -> list[dict[str, Any]]:
+        triggerer = Triggerer()
+        triggerer.start(0, change_trigger(store, path="in/*.csv"))
+        await triggerer.until(lambda: link(store), "the start position is saved")
+        start = link(store)
+        drive.put_file("in/x.csv", b"stored before the crash")
+        await triggerer.until(lambda: triggerer.fired[0], "the watcher fired")
+        await triggerer.polls(drive, 3)
+        assert link(store) == start  # held until Airflow has stored the event
+        triggerer.persist()
+        await triggerer.until(lambda: link(store) != start, "the position moved past the stored event")
+        assert triggerer.unbound == 0
+        triggerer.crash()
+        return triggerer.fired[0]
+
+    stored = asyncio.run(first_life())
+    assert [e["path"] for e in stored] == ["in/x.csv"]
+    drive.put_file("in/z.csv", b"arrived while the triggerer was down")
+
+    async def second_life() -> list[dict[str, Any]]:
+        triggerer = Triggerer(persist_as_it_goes=True)
+        triggerer.start(0, change_trigger(store, path="in/*.csv"))
+        position = link(store)
+        await triggerer.until(lambda: triggerer.fired[0] and link(store) != position, "z.csv fired and stored")
+        await triggerer.polls(drive, 2)
+        await triggerer.stop()
+        return triggerer.fired[0]
+
+    assert [e["path"] for e in asyncio.run(second_life())] == ["in/z.csv"]
+
+
+def test_watchers_of_one_drive_share_one_delta_poll(drive):
+    """In ack mode too, N watchers through Airflow's SharedStreamManager cost one request per round."""
+    watchers = 50
+    stores = [MemoryStateStore() for _ in range(watchers)]
+
+    async def scenario() -> Triggerer:
+        triggerer = Triggerer(persist_as_it_goes=True)
+        triggers = [change_trigger(stores[i], path=f"in/w{i}/*.csv") for i in range(watchers)]
+        assert len({t.shared_stream_key() for t in triggers}) == 1
+        for index, trigger in enumerate(triggers):
+            triggerer.start(index, trigger)
+        await triggerer.until(lambda: all(link(s) for s in stores), "every watcher saved its start position")
+        start = [link(s) for s in stores]
         for index in range(watchers):
             drive.put_file(f"in/w{index}/file.csv", f"{index}".encode())
-        while not all(fired):
-            assert loop.time() < deadline
-            await asyncio.sleep(0.02)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for index, trigger in enumerate(triggers):
-            await manager.unsubscribe(index, trigger.shared_stream_key())
-        return stores, fired
+        await triggerer.until(
+            lambda: all(link(s) != b for s, b in zip(stores, start, strict=True)), "every position moved"
+        )
+        await triggerer.polls(drive, 2)
+        await triggerer.stop()
+        return triggerer
 
-    stores, fired = asyncio.run(scenario())
-    assert [[e["path"] for e in f] for f in fired] == [[f"in/w{i}/file.csv"] for i in range(watchers)]
-    rounds = max(s.writes for s in stores)  # every watcher saves its position once per round it sees
+    triggerer = asyncio.run(scenario())
+    assert [[e["path"] for e in triggerer.fired[i]] for i in range(watchers)] == [
+        [f"in/w{i}/file.csv"] for i in range(watchers)
+    ]
+    assert triggerer.unbound == 0
     requests = delta_requests(drive)
-    # one token=latest plus one request per round (at most one more in flight when the watchers stopped)
+    assert sum(1 for r in requests if "token=latest" in r.path) == 1
+    rounds = max(triggerer.rounds.values())  # the rounds a watcher read, its start included
+    # one request per round (the first is token=latest; at most one more in flight when the watchers stopped)
     assert rounds <= len(requests) <= rounds + 1
     assert len(requests) < watchers
+
+
+def test_a_watcher_that_fires_nothing_still_moves_its_position(drive):
+    stores = {"a": MemoryStateStore(), "quiet": MemoryStateStore()}
+
+    async def scenario() -> Triggerer:
+        triggerer = Triggerer()
+        triggerer.start(0, change_trigger(stores["a"], path="in/a/*.csv"))
+        triggerer.start(1, change_trigger(stores["quiet"], path="in/quiet/*.csv"))
+        await triggerer.until(lambda: all(link(s) for s in stores.values()), "both start positions saved")
+        start = {name: link(s) for name, s in stores.items()}
+
+        # a change neither watcher wants: the round fires nothing, and both positions move past it, with no
+        # confirmation at all
+        drive.put_file("elsewhere/z.csv", b"nobody's")
+        await triggerer.until(lambda: all(link(s) != start[n] for n, s in stores.items()), "both moved past z")
+        assert triggerer.fired == {0: [], 1: []}
+        after_z = {name: link(s) for name, s in stores.items()}
+
+        # a change only the first wants: the quiet watcher filters the round out; the first holds its position
+        # until its event is stored; then both move past the round
+        drive.put_file("in/a/x.csv", b"for a")
+        await triggerer.until(lambda: triggerer.fired[0], "the first watcher fired")
+        await triggerer.polls(drive, 3)
+        assert link(stores["a"]) == after_z["a"]
+        triggerer.persist()
+        await triggerer.until(lambda: all(link(s) != after_z[n] for n, s in stores.items()), "both moved past x")
+        assert triggerer.fired[1] == [] and triggerer.unbound == 0
+        await triggerer.stop()
+        return triggerer
+
+    triggerer = asyncio.run(scenario())
+    assert [e["path"] for e in triggerer.fired[0]] == ["in/a/x.csv"]
+    assert link(stores["a"]) == link(stores["quiet"])  # one feed, one position
+
+
+def test_a_round_some_watcher_failed_on_moves_no_position(caplog):
+    """``advance`` as Airflow calls it: a round with a failed watcher (ack timeout, overflow, or left before
+    reading it) saves nothing, since Airflow does not say whose the failure is; otherwise each watcher's latest
+    position in the batch is saved, and a store that cannot save is logged without its value."""
+    from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
+
+    from airflow_provider_onedrive.triggers.onedrive import Delivery
+    from airflow_provider_onedrive.triggers.positions import ChangeFeedProducer
+
+    class BrokenStore(MemoryStateStore):
+        async def aset(self, key: str, value: Any) -> None:
+            raise ValueError(f"cannot store {value!r}")
+
+    def delivery(positions: list[tuple[Any, str]]) -> Delivery:
+        item = Delivery(Round((), "https://graph.example/delta?token=x", 0.0, 0.0, "d"))
+        for store, position in positions:
+            item.hold(store, {"delta_link": position})
+        return item
+
+    first, second, broken = MemoryStateStore(), MemoryStateStore(), BrokenStore()
+    producer = ChangeFeedProducer(OneDriveChangeTrigger, {})
+    clean, failed = AdvanceOutcome(acked=2, failed=0), AdvanceOutcome(acked=1, failed=1)
+
+    async def scenario() -> None:
+        await producer.advance([AdvanceItem(delivery([(first, "p1"), (second, "p1")]), failed)])
+        assert first.writes == second.writes == 0
+        await producer.advance(
+            [
+                AdvanceItem(delivery([(first, "p2"), (second, "p2")]), clean),
+                AdvanceItem(delivery([(first, "p3"), (second, "p3")]), failed),
+                AdvanceItem(delivery([(first, "p4"), (broken, "secret-position")]), clean),
+            ]
+        )
+
+    asyncio.run(scenario())
+    assert (first.values[STATE_KEY], first.writes) == ({"delta_link": "p4"}, 1)  # the latest clean one, once
+    assert (second.values[STATE_KEY], second.writes) == ({"delta_link": "p2"}, 1)
+    assert "1 of 3 watcher position(s) not saved (ValueError)" in caplog.text
+    assert "secret-position" not in caplog.text
