@@ -29,6 +29,8 @@ import tempfile
 import time
 from typing import Any
 
+from airflow_provider_onedrive.testing.assets import MemoryAssetStateStore
+
 EMULATOR = """
 import json, sys
 from airflow_provider_onedrive.testing import GraphEmulator
@@ -70,21 +72,6 @@ class LagMeter:
             self.lags.append(time.perf_counter() - before - self.interval)
 
 
-class MemoryStateStore:
-    """The asset state store the triggerer injects (``aget`` / ``aset``), in memory."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes = 0
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = value
-        self.writes += 1
-
-
 async def bench(
     watchers: int, interval: float, seconds: float, mode: str, sync: float, child: subprocess.Popen[str]
 ) -> dict[str, Any]:
@@ -94,7 +81,7 @@ async def bench(
 
     manager = SharedStreamManager()
     triggers = [OneDriveChangeTrigger(path=f"bench/w{i:03d}/*.csv", poll_interval=interval) for i in range(watchers)]
-    stores = [MemoryStateStore() for _ in triggers]
+    stores = [MemoryAssetStateStore() for _ in triggers]
     fired: list[list[float]] = [[] for _ in triggers]
     rounds = [0 for _ in triggers]
     unconfirmed: list[int] = []
@@ -173,7 +160,7 @@ async def bench(
     }
 
 
-def position(store: MemoryStateStore) -> str | None:
+def position(store: MemoryAssetStateStore) -> str | None:
     """The watcher's stored deltaLink (the emulator's names the drive's change sequence: new files, new link)."""
     value = store.values.get("onedrive_change_trigger")
     return value["delta_link"] if value else None

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from airflow_provider_onedrive.testing.assets import MemoryAssetStateStore
+
 #: Files that "arrive" while the demo drives a change watcher (uploaded once its start position is taken).
 ARRIVALS: dict[str, bytes] = {
     "landing/orders_2024-05-02.csv": b"id,amount\n7,12.5\n8,30\n9,1.25\n",
@@ -41,23 +43,8 @@ def change_watchers(dag: Any) -> list[Any]:
     ]
 
 
-class _MemoryStateStore:
-    """The asset state store's ``aget`` / ``aset``, in memory (the demo has no triggerer)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes = 0
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = value
-        self.writes += 1
-
-
 async def _changes_after(trigger: Any, arrive: Callable[[], None], timeout: float) -> list[dict[str, Any]]:
-    store = _MemoryStateStore()
+    store = MemoryAssetStateStore()
     trigger.asset_state_store = store
     events: list[dict[str, Any]] = []
 

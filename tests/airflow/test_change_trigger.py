@@ -19,27 +19,13 @@ from typing import Any
 import pytest
 
 from airflow_provider_onedrive.errors import OneDriveValidationError
+from airflow_provider_onedrive.testing.assets import MemoryAssetStateStore
 from airflow_provider_onedrive.triggers.delta import Round
 from airflow_provider_onedrive.triggers.onedrive import STATE_KEY, OneDriveChangeTrigger
 
 pytestmark = pytest.mark.airflow
 
 TIMEOUT = 60.0  # a broken watcher fails the test instead of hanging it
-
-
-class MemoryStateStore:
-    """Stands in for the asset state store the triggerer injects (the ``aget`` / ``aset`` it offers)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes = 0
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = value
-        self.writes += 1
 
 
 class Feed:
@@ -101,7 +87,7 @@ class Watcher:
             await self.task
 
 
-def watcher(store: MemoryStateStore | None = None, **kwargs: Any) -> Watcher:
+def watcher(store: MemoryAssetStateStore | None = None, **kwargs: Any) -> Watcher:
     trigger = OneDriveChangeTrigger(**kwargs)
     trigger.asset_state_store = store
     return Watcher(trigger)
@@ -294,7 +280,7 @@ def test_a_file_still_being_written_fires_once_it_is_stable(drive):
 
 
 def test_restart_from_the_stored_position_neither_replays_nor_misses(drive):
-    store = MemoryStateStore()
+    store = MemoryAssetStateStore()
 
     async def first_life() -> None:
         feed = Feed()
@@ -337,7 +323,7 @@ def test_restart_from_the_stored_position_neither_replays_nor_misses(drive):
 
 
 def test_watchers_restarting_from_one_position_share_one_catch_up(drive):
-    stores = [MemoryStateStore() for _ in range(10)]
+    stores = [MemoryAssetStateStore() for _ in range(10)]
 
     async def first_life() -> None:
         feed = Feed()
@@ -403,7 +389,7 @@ def test_no_feed_position_or_url_reaches_a_log_line_or_a_payload(drive, caplog):
 
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="httpx")  # httpx logs each request's URL at INFO when allowed to
-    store = MemoryStateStore()
+    store = MemoryAssetStateStore()
 
     async def scenario() -> list[dict[str, Any]]:
         feed = Feed()
@@ -534,13 +520,13 @@ class Triggerer:
             task.cancel()
 
 
-def change_trigger(store: MemoryStateStore, **kwargs: Any) -> OneDriveChangeTrigger:
+def change_trigger(store: MemoryAssetStateStore, **kwargs: Any) -> OneDriveChangeTrigger:
     trigger = OneDriveChangeTrigger(poll_interval=0.05, **kwargs)
     trigger.asset_state_store = store
     return trigger
 
 
-def link(store: MemoryStateStore) -> str | None:
+def link(store: MemoryAssetStateStore) -> str | None:
     """The stored position. The emulator's deltaLink names the drive's change sequence, so every round without
     a change hands back the same link: "the link before a change" is one value."""
     value = store.values.get(STATE_KEY)
@@ -552,7 +538,7 @@ def summary(events: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
 
 
 def test_events_not_stored_before_a_crash_fire_again_after_the_restart(drive):
-    stores = [MemoryStateStore(), MemoryStateStore()]
+    stores = [MemoryAssetStateStore(), MemoryAssetStateStore()]
     paths = ["in/a/*.csv", "in/b/*.csv"]
     before: list[str | None] = []
 
@@ -591,7 +577,7 @@ def test_events_not_stored_before_a_crash_fire_again_after_the_restart(drive):
 
 
 def test_stored_events_are_not_replayed_after_a_crash(drive):
-    store = MemoryStateStore()
+    store = MemoryAssetStateStore()
 
     async def first_life() -> list[dict[str, Any]]:
         triggerer = Triggerer()
@@ -627,7 +613,7 @@ def test_stored_events_are_not_replayed_after_a_crash(drive):
 def test_watchers_of_one_drive_share_one_delta_poll(drive):
     """In ack mode too, N watchers through Airflow's SharedStreamManager cost one request per round."""
     watchers = 50
-    stores = [MemoryStateStore() for _ in range(watchers)]
+    stores = [MemoryAssetStateStore() for _ in range(watchers)]
 
     async def scenario() -> Triggerer:
         triggerer = Triggerer(persist_as_it_goes=True)
@@ -660,7 +646,7 @@ def test_watchers_of_one_drive_share_one_delta_poll(drive):
 
 
 def test_a_watcher_that_fires_nothing_still_moves_its_position(drive):
-    stores = {"a": MemoryStateStore(), "quiet": MemoryStateStore()}
+    stores = {"a": MemoryAssetStateStore(), "quiet": MemoryAssetStateStore()}
 
     async def scenario() -> Triggerer:
         triggerer = Triggerer()
@@ -702,7 +688,7 @@ def test_a_round_some_watcher_failed_on_moves_no_position(caplog):
     from airflow_provider_onedrive.triggers.onedrive import Delivery
     from airflow_provider_onedrive.triggers.positions import ChangeFeedProducer
 
-    class BrokenStore(MemoryStateStore):
+    class BrokenStore(MemoryAssetStateStore):
         async def aset(self, key: str, value: Any) -> None:
             raise ValueError(f"cannot store {value!r}")
 
@@ -712,7 +698,7 @@ def test_a_round_some_watcher_failed_on_moves_no_position(caplog):
             item.hold(store, {"delta_link": position})
         return item
 
-    first, second, broken = MemoryStateStore(), MemoryStateStore(), BrokenStore()
+    first, second, broken = MemoryAssetStateStore(), MemoryAssetStateStore(), BrokenStore()
     producer = ChangeFeedProducer(OneDriveChangeTrigger, {})
     clean, failed = AdvanceOutcome(acked=2, failed=0), AdvanceOutcome(acked=1, failed=1)
 
