@@ -285,13 +285,15 @@ def watcher_runs(deployment: Deployment) -> list[list[str]]:
 
 
 def test_a_change_watcher_in_the_real_triggerer_schedules_runs(ready: Deployment, deploy_emulator: Any) -> None:
-    """The asset watcher runs in the triggerer: a new file starts a run; restarting the triggerer neither
-    replays a change already reported nor misses one made while it was down (the asset state store)."""
+    """The asset watchers run in the triggerer: a new file starts a run; restarting the triggerer neither
+    replays a change already reported nor misses one made while it was down (the asset state store). The
+    example watcher DAG (60 s polls, 30 s settling) processes a delivery to ``landing/`` meanwhile."""
     emu = deploy_emulator
     # asset-triggered runs are created by the scheduling loop that also creates interval runs: pause the
-    # examples (their intervals would start runs of their own) and turn that loop on
+    # examples with intervals (they would start runs of their own) and turn that loop on
     for dag_id in EXAMPLES:
-        ready.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+        if dag_id != "example_onedrive_watcher":
+            ready.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
     ready.restart("scheduler", AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="True")
 
     def polls() -> list[Any]:
@@ -299,6 +301,11 @@ def test_a_change_watcher_in_the_real_triggerer_schedules_runs(ready: Deployment
 
     emu.clear_requests()
     wait_until(lambda: len(polls()) >= 2, 120, "the watcher polling the delta feed", ready)
+    emu.advance_time(-600)
+    try:  # a delivery already settled (written ten minutes ago by the drive's clock): no 30 s wait
+        emu.put_file("landing/delivery.csv", b"id,amount\n1,2.5\n2,4\n3,1\n")
+    finally:
+        emu.advance_time(600)
     started = time.time()
     emu.put_file("watched/first.csv", b"id\n1\n")
     emu.put_file("watched/notes.txt", b"not a csv")  # outside the glob: no run
@@ -333,3 +340,11 @@ def test_a_change_watcher_in_the_real_triggerer_schedules_runs(ready: Deployment
         "SELECT count(*) FROM asset_event e JOIN asset a ON e.asset_id = a.id WHERE a.name = 'deploy_watched_csv'"
     )
     assert events == [(3,)]  # one event per change: nothing replayed after the restart
+
+    # the example's own watcher (in the same triggerer, through its restart) reported the delivery once
+    wait_until(lambda: emu.item("processed/delivery.json") is not None, 300, "the example watcher's run", ready)
+    summary = json.loads(emu.read_file("processed/delivery.json"))
+    assert summary.pop("kind") in ("created", "modified")  # Graph tells the two apart only by createdDateTime
+    assert summary == {"source": "landing/delivery.csv", "rows": 3, "bytes": 24}
+    runs = ready.api("GET", "/dags/example_onedrive_watcher/dagRuns")["dag_runs"]
+    assert sorted(r["run_type"] for r in runs) == ["asset_triggered", "manual"], runs
