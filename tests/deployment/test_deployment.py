@@ -319,6 +319,13 @@ def test_a_change_watcher_in_the_real_triggerer_schedules_runs(ready: Deployment
     print(f"change watcher: file written -> DAG run queued in {queued.timestamp() - started:.2f} s (2 s poll)")
     assert watcher_runs(ready) == [["watched/first.csv"]]
 
+    # the stored position moves once Airflow confirmed the event stored; stop only after a later save
+    (seen,) = ready.query("SELECT now()")[0]
+    saved = (
+        "SELECT max(s.updated_at) FROM asset_state_store s JOIN asset a ON s.asset_id = a.id "
+        "WHERE a.name = 'deploy_watched_csv'"
+    )
+    wait_until(lambda: (ready.query(saved)[0][0] or seen) > seen, 60, "the watcher saving its position", ready)
     ready.services["triggerer"].stop()
     emu.put_file("watched/while-down.csv", b"id\n2\n")
     ready.restart("triggerer")
@@ -347,4 +354,5 @@ def test_a_change_watcher_in_the_real_triggerer_schedules_runs(ready: Deployment
     assert summary.pop("kind") in ("created", "modified")  # Graph tells the two apart only by createdDateTime
     assert summary == {"source": "landing/delivery.csv", "rows": 3, "bytes": 24}
     runs = ready.api("GET", "/dags/example_onedrive_watcher/dagRuns")["dag_runs"]
-    assert sorted(r["run_type"] for r in runs) == ["asset_triggered", "manual"], runs
+    # at least once: if the triggerer stopped between the event and its confirmation, it fires again
+    assert "asset_triggered" in {r["run_type"] for r in runs}, runs
