@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_onedrive.config import RESERVED_SCOPES, ConnectionSettings, certificate_thumbprints
+from airflow_provider_onedrive.certificates import certificate_thumbprints
+from airflow_provider_onedrive.config import RESERVED_SCOPES, ConnectionSettings
 from airflow_provider_onedrive.errors import OneDriveAuthError
 from airflow_provider_onedrive.graph import make_session, token_identity
 from airflow_provider_onedrive.secretless import (

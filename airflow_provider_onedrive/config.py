@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_onedrive.certificates import certificate_thumbprints, key_pair_problem, rewrap_pem
 from airflow_provider_onedrive.drives import DRIVE_TYPES, select_drive
 from airflow_provider_onedrive.errors import OneDriveConfigError
 from airflow_provider_onedrive.graph import check_service_url
@@ -67,15 +68,6 @@ CLOUDS: dict[str, Cloud] = {
     "us_gov_dod": Cloud("dod-graph.microsoft.us", "login.microsoftonline.us"),
     "china": Cloud("microsoftgraph.chinacloudapi.cn", "login.chinacloudapi.cn"),
 }
-
-
-def certificate_thumbprints(certificate_pem: str) -> tuple[str, str]:
-    """``(sha1, sha256)`` thumbprints of a PEM certificate, upper-case hex (SHA-1 is what Entra ID displays)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
-    cert = x509.load_pem_x509_certificate(certificate_pem.encode())
-    return cert.fingerprint(hashes.SHA1()).hex().upper(), cert.fingerprint(hashes.SHA256()).hex().upper()
 
 
 @dataclass(frozen=True, repr=False)
@@ -527,47 +519,16 @@ class _Parser:
                 ) from None
         if pasted is None:
             return None
-        pasted = _rewrap_pem(pasted)
+        pasted = rewrap_pem(pasted)
         if "-----BEGIN" not in pasted:
             source = path_name if path else pasted_name
             raise self.fail(f"extra {source!r} does not hold a PEM {what} (expected '-----BEGIN ...')")
         return pasted
 
     def check_key_pair(self, cert: str, key: str, passphrase: str | None) -> None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
-        try:
-            certificate = x509.load_pem_x509_certificate(cert.encode())
-        except ValueError:
-            raise self.fail(
-                "the certificate is not a valid PEM X.509 certificate ('-----BEGIN CERTIFICATE-----')"
-            ) from None
-        try:
-            private_key = serialization.load_pem_private_key(
-                key.encode(), password=passphrase.encode() if passphrase else None
-            )
-        except TypeError:
-            if passphrase:
-                raise self.fail(
-                    "extra 'private_key_passphrase' is set but the private key is not encrypted; remove it"
-                ) from None
-            raise self.fail(
-                "the private key is encrypted: set extra 'private_key_passphrase' to its passphrase"
-            ) from None
-        except ValueError:
-            if passphrase:
-                raise self.fail(
-                    "cannot decrypt the private key: extra 'private_key_passphrase' is wrong (or the key is "
-                    "not a PEM private key)"
-                ) from None
-            raise self.fail("the private key is not a valid PEM private key") from None
-        public = serialization.PublicFormat.SubjectPublicKeyInfo
-        encoding = serialization.Encoding.DER
-        if certificate.public_key().public_bytes(encoding, public) != private_key.public_key().public_bytes(
-            encoding, public
-        ):
-            raise self.fail("the private key does not belong to the certificate; configure the matching pair")
+        problem = key_pair_problem(cert, key, passphrase)
+        if problem:
+            raise self.fail(problem)
 
     def drive(self, auth_type: str) -> tuple[str, str | None, str | None]:
         kind, value, library = select_drive(self.text, delegated=auth_type == "refresh_token", fail=self.fail)
@@ -710,24 +671,6 @@ class _Parser:
             f"extra 'upload_state' is {spec!r}; use local, local:/absolute/path, airflow (the metadata DB), or a "
             "URL every worker reaches such as file:///mnt/shared/onedrive-uploads"
         )
-
-
-_PEM_BLOCK = re.compile(r"(-----BEGIN [A-Z0-9 ]+-----)(.*?)(-----END [A-Z0-9 ]+-----)", re.DOTALL)
-
-
-def _rewrap_pem(text: str) -> str:
-    """Undo what UIs and env vars do to PEM text: literal ``\\n`` and newlines lost in a one-line input box."""
-    text = text.replace("\\n", "\n").strip()
-
-    def block(match: re.Match[str]) -> str:
-        begin, body, end = match.groups()
-        if "Proc-Type:" in body:  # legacy encrypted PEM headers: leave as given
-            return match.group(0)
-        data = "".join(body.split())
-        lines = [data[i : i + 64] for i in range(0, len(data), 64)]
-        return "\n".join([begin, *lines, end])
-
-    return _PEM_BLOCK.sub(block, text) + "\n"
 
 
 def _clean(value: Any) -> Any:
