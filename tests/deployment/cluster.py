@@ -56,6 +56,14 @@ def postgres_bin() -> Path:
     return versions[-1].parent
 
 
+def postgres_installed() -> bool:
+    return any(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+
+
+def redis_installed() -> bool:
+    return shutil.which("redis-server") is not None
+
+
 def tail(path: Path, lines: int = 60) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
