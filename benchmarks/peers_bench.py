@@ -21,6 +21,11 @@ How each peer is pointed at the emulator (in the peer's own process; no transfer
 
 Downloads: ours fsyncs each file by default (``fsync_downloads``); it runs both with and without. The raw loop
 runs both; neither peer fsyncs, so peers compare with ``ours_nofsync`` and ``raw``.
+
+A peer's run that fails is recorded with its error and the benchmark goes on: msgraphfs's writes of more than
+one block (10 MiB) send ``Content-Range: bytes a-b/*`` (total unknown, ``deferCommit``) with its bearer token to
+the upload URL, which the emulator answers with 401 (Graph: a PUT with Authorization "may" give 401) and, with
+that check off, 400 (the emulator takes ``bytes a-b/total`` only).
 """
 
 from __future__ import annotations
@@ -297,21 +302,31 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                         else:
                             task.update(dest="seed/listing")
                         os.sync()
-                        row = run_worker(pythons[tool], task, env if tool in ("raw", "ours") else peer_env)
-                        check = _check(emu, case, task, big_sha, small_digest, args.items, row)
                         entry = results[case].setdefault(variant, {"tool": tool, "runs": [], "cpu_runs": []})
+                        try:
+                            row = run_worker(pythons[tool], task, env if tool in ("raw", "ours") else peer_env)
+                        except RuntimeError as error:
+                            lines = str(error).strip().splitlines()
+                            message = next((x for x in reversed(lines) if "Error" in x), lines[-1])
+                            entry.setdefault("errors", []).append(message.strip()[:200])
+                            print(f"{case:15} {variant:13} failed: {entry['errors'][-1]}", file=sys.stderr)
+                            _cleanup(emu, case, task)
+                            continue
+                        check = _check(emu, case, task, big_sha, small_digest, args.items, row)
                         entry["runs"].append(round(row["seconds"], 4))
                         entry["cpu_runs"].append(round(row["cpu_s"], 4))
                         entry["byte_exact"] = entry.get("byte_exact", True) and check
                         print(f"{case:15} {variant:13} {row['seconds']:8.3f} s  exact={check}", file=sys.stderr)
                         _cleanup(emu, case, task)
     for case_rows in results.values():
-        for entry in case_rows.values():
+        for variant in [v for v, e in case_rows.items() if not e["runs"]]:
+            case_rows[variant].update(median_s=None, min_s=None, byte_exact=None)
+        for entry in (e for e in case_rows.values() if e["runs"]):
             entry["median_s"] = round(statistics.median(entry["runs"]), 4)
             entry["min_s"] = min(entry["runs"])
     ratios: dict[str, Any] = {}
     for case, case_rows in results.items():
-        peer_rows = {v: e for v, e in case_rows.items() if e["tool"] in peers}
+        peer_rows = {v: e for v, e in case_rows.items() if e["tool"] in peers and e["median_s"] is not None}
         ours = next(v for v in case_rows if v.startswith("ours") and v != "ours_fsync") if case_rows else None
         if peer_rows and ours:
             best = min(peer_rows, key=lambda v: peer_rows[v]["median_s"])
@@ -363,7 +378,10 @@ def _cleanup(emu: Any, case: str, task: dict) -> None:
 def table(report: dict[str, Any]) -> str:
     lines = ["| case | variant | median s | min s | byte-exact |", "| --- | --- | --- | --- | --- |"]
     for case, rows in report["results"].items():
-        for variant, entry in sorted(rows.items(), key=lambda kv: kv[1]["median_s"]):
+        for variant, entry in sorted(rows.items(), key=lambda kv: (kv[1]["median_s"] is None, kv[1]["median_s"] or 0)):
+            if entry["median_s"] is None:
+                lines.append(f"| {case} | {variant} | failed | failed | {entry['errors'][0]} |")
+                continue
             lines.append(
                 f"| {case} | {variant} | {entry['median_s']:.3f} | {entry['min_s']:.3f} | {entry['byte_exact']} |"
             )
