@@ -13,9 +13,9 @@ How each peer is pointed at the emulator (in the peer's own process; no transfer
 * O365: ``protocol.protocol_url`` / ``protocol.service_url`` of its ``MSGraphProtocol`` are set to the
   emulator's Graph URL (the class hard-codes graph.microsoft.com), and ``Connection._msal_client`` is replaced by
   an MSAL ``ConfidentialClientApplication`` for the emulator's authority with ``instance_discovery=False`` and
-  O365's own token cache (O365 hard-codes login.microsoftonline.com); the CA via ``REQUESTS_CA_BUNDLE``. Its
-  ``requests_delay`` (a documented option, 200 ms between requests by default) is 0 unless
-  ``--o365-requests-delay-ms`` says otherwise.
+  O365's token cache, a ``MemoryTokenBackend`` (O365 hard-codes login.microsoftonline.com); the CA via
+  ``REQUESTS_CA_BUNDLE``. Its ``requests_delay`` (a documented option, 200 ms between requests by default) is 0
+  unless ``--o365-requests-delay-ms`` says otherwise.
 * msgraphfs: its documented ``oauth2_client_params`` carry the emulator's token endpoint and ``verify`` (the CA
   bundle); the instance's ``drive_url`` attribute is set to the emulator's ``/v1.0/drives/{id}``.
 
@@ -124,6 +124,7 @@ def _ours_raw_worker(task: dict[str, Any]) -> Any:
 def _o365_worker(task: dict[str, Any]) -> Any:
     import msal
     from O365 import Account, MSGraphProtocol
+    from O365.utils.token import MemoryTokenBackend
 
     info, case = task["info"], task["case"]
     protocol = MSGraphProtocol(api_version="v1.0")
@@ -136,6 +137,7 @@ def _o365_worker(task: dict[str, Any]) -> Any:
         tenant_id=info["tenant_id"],
         protocol=protocol,
         requests_delay=task["o365_requests_delay_ms"],
+        token_backend=MemoryTokenBackend(),  # its default writes o365_token.txt into the working directory
     )
     account.con._msal_client = msal.ConfidentialClientApplication(
         info["client_id"],
@@ -238,7 +240,12 @@ def peer_python(name: str, peers_dir: Path) -> tuple[str, str]:
 # -- orchestration --------------------------------------------------------------------------------------------------
 def run_worker(python: str, task: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
-        [python, __file__, "--worker", json.dumps(task)], capture_output=True, text=True, env=env, timeout=900
+        [python, __file__, "--worker", json.dumps(task)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=tempfile.gettempdir() if task["tool"] not in ("raw", "ours") else None,
     )
     if out.returncode:
         raise RuntimeError(f"{task['variant']} {task['case']} failed:\n{out.stderr[-3000:]}")
