@@ -31,10 +31,12 @@ that check off, 400 (the emulator takes ``bytes a-b/total`` only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -207,7 +209,49 @@ def _msgraphfs_worker(task: dict[str, Any]) -> Any:
     }[case]
 
 
-WORKERS = {"raw": _ours_raw_worker, "ours": _ours_raw_worker, "o365": _o365_worker, "msgraphfs": _msgraphfs_worker}
+def _rclone_worker(task: dict[str, Any]) -> Any:
+    """rclone's own process per run (its start-up is inside the time); Graph calls go through the local proxy."""
+    import datetime
+
+    sys.path.insert(0, str(HERE))
+    from transfer_bench import _session, _token
+
+    info, case = task["info"], task["case"]
+    expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=50)
+    token = {"access_token": _token(info, _session(info)), "token_type": "Bearer", "expiry": expiry.isoformat()}
+    env = {
+        **os.environ,
+        "RCLONE_CONFIG_EMU_TYPE": "onedrive",
+        "RCLONE_CONFIG_EMU_TOKEN": json.dumps(token),
+        "RCLONE_CONFIG_EMU_DRIVE_ID": info["drive_id"],
+        "RCLONE_CONFIG_EMU_DRIVE_TYPE": "business",
+        "HTTPS_PROXY": task["proxy"],
+    }
+    base = ["rclone", "--ca-cert", task["rclone_ca"], "--config", os.devnull]
+    command = {
+        "upload_big": ["copyto", task.get("source", ""), f"emu:{task['dest']}"],
+        "download_big": ["copyto", f"emu:{task['dest']}", task.get("target", "")],
+        "upload_small": ["copy", task.get("source", ""), f"emu:{task['dest']}"],
+        "download_small": ["copy", f"emu:{task['dest']}", task.get("target", "")],
+        "list": ["lsf", f"emu:{task['dest']}"],
+    }[case]
+
+    def run() -> Any:
+        out = subprocess.run(base + command, env=env, capture_output=True, text=True, check=False)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-2000:])
+        return len(out.stdout.splitlines()) if case == "list" else None
+
+    return run
+
+
+WORKERS = {
+    "rclone": _rclone_worker,
+    "raw": _ours_raw_worker,
+    "ours": _ours_raw_worker,
+    "o365": _o365_worker,
+    "msgraphfs": _msgraphfs_worker,
+}
 
 
 def worker(task: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +281,87 @@ def peer_python(name: str, peers_dir: Path) -> tuple[str, str]:
     return str(python), subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
 
 
+# -- rclone: a loopback CONNECT proxy that answers for graph.microsoft.com ------------------------------------------
+class GraphProxy:
+    """rclone's OneDrive backend has no Graph base-URL option: with ``HTTPS_PROXY`` pointing here, a CONNECT to
+    ``graph.microsoft.com:443`` is answered with TLS under a certificate for that name from a CA of this run (the
+    one rclone is given with ``--ca-cert``, beside the emulator's), and its bytes are relayed to the emulator's
+    Graph listener over TLS. Only 127.0.0.1; other hosts are refused. Loopback upload and download URLs never come
+    here (Go sends loopback requests directly)."""
+
+    def __init__(self, emu: Any, directory: Path) -> None:
+        import socket
+        import ssl
+        import threading
+
+        from airflow_provider_onedrive.testing.tls import make_server_certificates
+
+        directory.mkdir(parents=True, exist_ok=True)
+        certificates = make_server_certificates(directory, extra_names=("graph.microsoft.com",))
+        self.ca_bundle = str(directory / "rclone-ca.pem")
+        Path(self.ca_bundle).write_bytes(certificates.ca_bundle.read_bytes() + Path(emu.ca_bundle).read_bytes())
+        self._server_context = certificates.server_context()
+        self._client_context = ssl.create_default_context(cafile=emu.ca_bundle)
+        origin = emu.graph_origin.split("://", 1)[1]
+        self._upstream = (origin.rsplit(":", 1)[0], int(origin.rsplit(":", 1)[1]))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self._threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+
+    def _tunnel(self, conn: Any) -> None:
+        import socket
+
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            if not head.startswith(b"CONNECT graph.microsoft.com:443 "):
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            with (
+                self._server_context.wrap_socket(conn, server_side=True) as inner,
+                self._client_context.wrap_socket(
+                    socket.create_connection(self._upstream), server_hostname=self._upstream[0]
+                ) as upstream,
+            ):
+                # the emulator writes its URLs from the Host header: name its own listener there
+                host = f"\r\nHost: {self._upstream[0]}:{self._upstream[1]}\r\n".encode()
+                self._relay(inner, upstream, (b"\r\nHost: graph.microsoft.com\r\n", host))
+
+    @staticmethod
+    def _relay(inner: Any, upstream: Any, replace: tuple[bytes, bytes]) -> None:
+        """One thread for both directions (an SSL socket must not be read and written from two threads)."""
+        import select
+
+        peers = {inner: upstream, upstream: inner}
+        with contextlib.suppress(OSError):
+            while True:
+                ready = [sock for sock in peers if sock.pending()] or select.select(list(peers), [], [], 120)[0]
+                if not ready:
+                    return
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peers[sock].sendall(data.replace(*replace) if sock is inner else data)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
 # -- orchestration --------------------------------------------------------------------------------------------------
 def run_worker(python: str, task: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
@@ -263,18 +388,24 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     pythons = {"raw": sys.executable, "ours": sys.executable}
     versions = {"python": sys.version.split()[0]}
     for name in peers:
-        pythons[name], versions[name] = peer_python(name, Path(args.peers_dir))
+        if name == "rclone":  # a Go binary (Debian's rclone package), run from our interpreter's worker
+            out = subprocess.run(["rclone", "version"], capture_output=True, text=True, check=True)
+            pythons[name], versions[name] = sys.executable, out.stdout.split()[1]
+        else:
+            pythons[name], versions[name] = peer_python(name, Path(args.peers_dir))
     tools = ["raw", "ours", *peers]
     results: dict[str, dict[str, dict[str, Any]]] = {case: {} for case in CASES}
     with (
         tempfile.TemporaryDirectory(prefix="onedrive-peers-bench-", dir=args.tmp_dir) as tmp_name,
-        GraphEmulator(temp_dir=args.tmp_dir) as emu,
+        # rclone sends its bearer token on upload-session PUTs, which the emulator answers with 401 by default
+        GraphEmulator(temp_dir=args.tmp_dir, reject_authorization_on_upload="rclone" not in peers) as emu,
     ):
         tmp = Path(tmp_name)
         info = emu.info()
         info["client_secret"] = emu.client_secret
         env = {**os.environ, "REQUESTS_CA_BUNDLE": emu.ca_bundle, "SSL_CERT_FILE": emu.ca_bundle}
         peer_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+        proxy = GraphProxy(emu, tmp / "proxy") if "rclone" in peers else None
         big = tmp / "big.bin"
         make_file(big, size)
         big_sha = _sha(big)
@@ -296,6 +427,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                         tag = f"{variant}-{round_no}"
                         task: dict[str, Any] = {"info": info, "tool": tool, "variant": variant, "case": case}
                         task["o365_requests_delay_ms"] = args.o365_requests_delay_ms
+                        if proxy:
+                            task.update(proxy=proxy.url, rclone_ca=proxy.ca_bundle)
                         if case == "upload_big":
                             emu.mkdir(f"up/{tag}")
                             task.update(source=str(big), dest=f"up/{tag}/big.bin")
@@ -311,7 +444,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                         os.sync()
                         entry = results[case].setdefault(variant, {"tool": tool, "runs": [], "cpu_runs": []})
                         try:
-                            row = run_worker(pythons[tool], task, env if tool in ("raw", "ours") else peer_env)
+                            row = run_worker(
+                                pythons[tool], task, env if tool in ("raw", "ours", "rclone") else peer_env
+                            )
                         except RuntimeError as error:
                             lines = str(error).strip().splitlines()
                             message = next((x for x in reversed(lines) if "Error" in x), lines[-1])
@@ -403,7 +538,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes, one round")
-    parser.add_argument("--peers", default="o365,msgraphfs", help="comma-separated peers, or 'none'")
+    parser.add_argument(
+        "--peers",
+        default="o365,msgraphfs" + (",rclone" if shutil.which("rclone") else ""),
+        help="comma-separated peers of o365, msgraphfs, rclone (Debian's package, if installed), or 'none'",
+    )
     parser.add_argument("--peers-dir", default=os.path.join(tempfile.gettempdir(), "onedrive-peers"))
     parser.add_argument("--size-mib", type=int, default=None, help="big file (default 256; quick 8)")
     parser.add_argument("--files", type=int, default=None, help="small files (default 300; quick 30)")
