@@ -18,6 +18,10 @@ How each peer is pointed at the emulator (in the peer's own process; no transfer
   unless ``--o365-requests-delay-ms`` says otherwise.
 * msgraphfs: its documented ``oauth2_client_params`` carry the emulator's token endpoint and ``verify`` (the CA
   bundle); the instance's ``drive_url`` attribute is set to the emulator's ``/v1.0/drives/{id}``.
+* rclone (Debian's package, when on PATH): ``HTTPS_PROXY`` points at :class:`GraphProxy`, which answers for
+  graph.microsoft.com under a CA of this run (``--ca-cert``); the remote comes from ``RCLONE_CONFIG_EMU_*``
+  with an access token from the emulator. rclone sends its bearer token on upload-session PUTs, so with rclone
+  among the peers the emulator runs with ``reject_authorization_on_upload=False``.
 
 Downloads: ours fsyncs each file by default (``fsync_downloads``); it runs both with and without. The raw loop
 runs both; neither peer fsyncs, so peers compare with ``ours_nofsync`` and ``raw``.
