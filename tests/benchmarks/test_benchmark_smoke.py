@@ -77,3 +77,26 @@ def test_watcher_scale_shares_one_delta_poll_between_every_watcher():
     # one request per round the watchers saw, plus token=latest and at most one in flight at the end
     assert report["rounds_seen_max"] <= report["delta_requests"] <= report["rounds_seen_max"] + 1
     assert report["delta_requests"] < 30 and report["ticks"] > 100
+
+
+def test_peers_bench_quick_without_peers_reports_every_case_byte_exact():
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "peers_bench.py"), "--quick", "--peers", "none"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout[out.stdout.index("{\n") :])
+    assert report["params"]["peers"] == [] and report["ratios"] == {}
+    results = report["results"]
+    assert set(results) == {"upload_big", "download_big", "upload_small", "download_small", "list"}
+    for case in ("upload_big", "upload_small", "list"):
+        assert set(results[case]) == {"raw", "ours"}
+    for case in ("download_big", "download_small"):
+        assert set(results[case]) == {"raw", "raw_fsync", "ours_fsync", "ours_nofsync"}
+    for rows in results.values():
+        for entry in rows.values():
+            assert entry["byte_exact"] is True
+            assert len(entry["runs"]) == 1 and entry["min_s"] <= entry["median_s"]
+    assert "| upload_big | ours |" in out.stderr
