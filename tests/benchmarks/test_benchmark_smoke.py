@@ -63,14 +63,15 @@ def test_transfer_bench_quick_reports_every_scenario():
         assert [(row["items"], row["requests"]) for row in listing] == [(5000, 5)]  # 5,000 items, $top=1000
 
 
-def test_watcher_scale_shares_one_delta_poll_between_every_watcher():
-    out = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "watcher_scale.py"), "--watchers=30", "--seconds=5", "--poll-interval=0.5"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script to completion (its table on stderr, its JSON report on stdout)."""
+    out = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_watcher_scale_shares_one_delta_poll_between_every_watcher():
+    out = run_benchmark("watcher_scale.py", "--watchers=30", "--seconds=5", "--poll-interval=0.5")
     report = json.loads(out.stdout[out.stdout.index("{\n") :])
     assert (report["fired"], report["watchers_fired_once"]) == (30, 30)
     assert report["delta_token_latest"] == 1
@@ -80,13 +81,7 @@ def test_watcher_scale_shares_one_delta_poll_between_every_watcher():
 
 
 def test_peers_bench_quick_without_peers_reports_every_case_byte_exact():
-    out = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "peers_bench.py"), "--quick", "--peers", "none"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_benchmark("peers_bench.py", "--quick", "--peers", "none")
     report = json.loads(out.stdout[out.stdout.index("{\n") :])
     assert report["params"]["peers"] == [] and report["ratios"] == {}
     results = report["results"]
