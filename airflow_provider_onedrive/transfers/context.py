@@ -134,14 +134,20 @@ class DriveContext:
         normalized = paths.normalize(path)
         return RemoteItem.from_graph(self.item(normalized), normalized)
 
-    def list_folder(self, folder: RemoteItem | str) -> list[RemoteItem]:
-        """Every child of ``folder`` (by item when known, else by path), names checked (see RemoteItem)."""
+    def list_folder(self, folder: RemoteItem | str, *, select: str | None = LIST_SELECT) -> list[RemoteItem]:
+        """Every child of ``folder`` (by item when known, else by path), names checked (see RemoteItem).
+
+        :param select: the ``$select``; None asks for whole driveItems, which carry each file's
+            ``@microsoft.graph.downloadUrl`` (naming that annotation in ``$select`` is not reliable on Graph).
+        """
         if isinstance(folder, RemoteItem):
             url, base = self.by_id(folder.id, "children"), folder.path
         else:
             base = paths.normalize(folder)
             url = paths.item_path(self.drive_base, base, "children")
-        params = {"$top": 1000, "$select": LIST_SELECT}
+        params: dict[str, Any] = {"$top": 1000}
+        if select is not None:
+            params["$select"] = select
         return list(RemoteItem.children(base, self.graph.iter_values(url, params=params)))
 
     def reporter(

@@ -155,7 +155,9 @@ def download_folder(
     workers = check_workers(max_workers) or ctx.settings.max_workers
     with ThreadPoolExecutor(workers, thread_name_prefix="onedrive-down") as pool:
         try:
-            for folder, dirs, files in walk_tree(ctx.list_folder, top, top, workers):
+            # Whole driveItems: each file's listed download URL saves it the /content redirect (one GET a file).
+            lister = partial(ctx.list_folder, select=None)
+            for folder, dirs, files in walk_tree(lister, top, top, workers):
                 rel = folder[len(top) :].strip("/") if top else folder
                 for sub in dirs:
                     os.makedirs(paths.local_child(local, paths.join(rel, sub.name)), exist_ok=True)

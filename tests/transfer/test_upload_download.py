@@ -152,6 +152,35 @@ def test_folder_round_trip_with_concurrency(client, emu, tmp_path, payload):
     assert (out / "empty").is_dir()
 
 
+def test_folder_download_takes_each_files_url_from_the_listing(client, emu, tmp_path, payload):
+    files = {f"f{i}.txt": payload(100 + i, seed=i) for i in range(6)}
+    files.update({"sub/a.bin": payload(300), "sub/b.bin": payload(301)})
+    for name, data in files.items():
+        emu.put_file(f"many/{name}", data)
+    emu.clear_requests()
+    client.download_folder("many", tmp_path / "out", max_workers=3)
+    for name, data in files.items():
+        assert (tmp_path / "out" / name).read_bytes() == data
+    records = emu.requests
+    assert not [r for r in records if r.path.split("?")[0].endswith("/content")]
+    downloads = [r for r in records if r.kind == "download"]
+    assert len(downloads) == len(files) and all("authorization" not in r.headers for r in downloads)
+    listings = [r for r in records if r.path.split("?")[0].endswith("/children")]
+    assert listings and all("select" not in r.path for r in listings)
+
+
+def test_folder_download_survives_listed_urls_that_expired(client, emu, tmp_path, payload):
+    emu.put_file("old/a.bin", payload(2000))
+    items = client.context.list_folder("old", select=None)
+    assert "@microsoft.graph.downloadUrl" in items[0].raw
+    emu.advance_time(7200)  # every download URL handed out so far is past its lifetime
+    emu.clear_requests()
+    result = client.download_file("old/a.bin", tmp_path / "a.bin", item=items[0])
+    assert (tmp_path / "a.bin").read_bytes() == payload(2000) and result.size == 2000
+    statuses = [r.status for r in emu.requests if r.kind == "download"]
+    assert statuses[0] in (401, 403, 404, 410) and statuses[-1] == 200
+
+
 def test_folder_upload_refuses_case_clashes_and_bad_names(client, emu, tmp_path):
     local = tmp_path / "clash"
     write(local / "Report.csv", b"1")
