@@ -64,18 +64,19 @@ with DAG(dag_id="in_task_bench", schedule=None, start_date=pendulum.datetime(202
     TimedUpload(task_id="upload", local_path={local_up!r}, remote_path={remote_up!r})
 """
 
+# One process per direction, each cold like its task: sign-in and drive lookup are inside the timing.
 PLAIN = """
 import json, sys, time
 from airflow_provider_onedrive.fs.connect import build_client
 
-conn = json.loads(sys.argv[1])
-started = time.perf_counter()  # cold, like the task: sign-in and drive lookup are inside the timing
+conn, direction, source, target = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+started = time.perf_counter()
 client = build_client(credentials={"client_id": conn["login"], "client_secret": conn["password"], **conn["extra"]})
-down = client.download_folder(sys.argv[2], sys.argv[3])
-middle = time.perf_counter()
-up = client.upload_folder(sys.argv[4], sys.argv[5])
-done = time.perf_counter()
-print(json.dumps({"download": middle - started, "upload": done - middle, "files": [len(down), len(up)]}))
+if direction == "download":
+    done = client.download_folder(source, target)
+else:
+    done = client.upload_folder(source, target)
+print(json.dumps({"seconds": time.perf_counter() - started, "files": len(done)}))
 """
 
 
@@ -88,14 +89,21 @@ def run_size(emu: Any, n: int, work: Path, env: dict[str, str]) -> dict[str, Any
         (local_up / f"d{i % 20}").mkdir(parents=True, exist_ok=True)
         (local_up / f"d{i % 20}" / f"u{i:05d}.csv").write_bytes(os.urandom(1024).hex().encode())
     conn = json.dumps(emu.connection("app"))
-    plain = subprocess.run(
-        [sys.executable, "-c", PLAIN, conn, remote, str(work / f"plain-down{n}"), str(local_up), f"plain-up{n}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
-    plain_figures = json.loads(plain.stdout.strip().splitlines()[-1])
+    plain_figures = {}
+    for direction, source, target in (
+        ("download", remote, str(work / f"plain-down{n}")),
+        ("upload", str(local_up), f"plain-up{n}"),
+    ):
+        plain = subprocess.run(
+            [sys.executable, "-c", PLAIN, conn, direction, source, target],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        figures = json.loads(plain.stdout.strip().splitlines()[-1])
+        assert figures["files"] == n, figures
+        plain_figures[direction] = figures["seconds"]
 
     dags = work / f"dags{n}"
     dags.mkdir()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from airflow_provider_onedrive.testing.addressing import Directory, Group, Site
+from airflow_provider_onedrive.testing.batch import Batches
 from airflow_provider_onedrive.testing.faults import FaultRule, Faults
 from airflow_provider_onedrive.testing.federation import (
     FEDERATION_AUDIENCE,
@@ -89,6 +90,7 @@ class GraphEmulator:
         self.transfers = Transfers(self)
         self.uploads = Uploads(self)
         self.sharing = Sharing(self)
+        self.batches = Batches(self)
         self.seed: SeedData = build_seed(self.settings)
         self.directory = Directory()
         self._records: collections.deque[RequestRecord] = collections.deque(maxlen=200_000)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from airflow_provider_onedrive.testing.addressing import Target, parse_graph_path
+from airflow_provider_onedrive.testing.batch import is_batch_path
 from airflow_provider_onedrive.testing.identity import Principal, b64url, b64url_decode
 from airflow_provider_onedrive.testing.render import Renderer, alias_origin, user_json
 from airflow_provider_onedrive.testing.store import Drive, Item, Tombstone
@@ -88,6 +89,8 @@ class GraphApi:
     def handle(self, request: Request) -> Response:
         emu = self.emu
         principal = emu.identity.validate(request.header("authorization"))
+        if is_batch_path(request.path):
+            return emu.batches.handle(request)
         if request.path.startswith("/v1.0/shares/"):
             return emu.sharing.shares(request, principal, self.renderer(request))
         target = parse_graph_path(request.path[len("/v1.0") :], emu.directory, emu.store, principal)

@@ -30,3 +30,7 @@ class EmulatorParts(Protocol):
     transfers: Any  # testing.transfers.Transfers
     uploads: Any  # testing.uploads.Uploads
     sharing: Any  # testing.sharing.Sharing
+    batches: Any  # testing.batch.Batches
+    faults: Any  # testing.faults.Faults
+
+    def fault_response(self, request: Any, rule: Any) -> Any: ...

@@ -20,6 +20,7 @@ from airflow_provider_onedrive.transfers.common import check_workers
 from airflow_provider_onedrive.transfers.context import check_streams
 from airflow_provider_onedrive.transfers.listing import walk_tree
 from airflow_provider_onedrive.transfers.models import DownloadResult, UploadResult
+from airflow_provider_onedrive.transfers.mtimes import DeferredMtimes
 from airflow_provider_onedrive.transfers.progress import ProgressCallback
 
 if TYPE_CHECKING:
@@ -117,21 +118,35 @@ def upload_folder(
             by_depth[folder.count("/")].append(folder)
         for depth in sorted(by_depth):
             _run_all(pool, [partial(operations.mkdir, f, parents=True, exist_ok=True) for f in by_depth[depth]])
-        results = _run_all(
-            pool,
-            [
-                partial(
-                    uploader.upload_file,
-                    src,
-                    dst,
-                    conflict=conflict,
-                    preserve_mtime=preserve_mtime,
-                    progress=progress,
-                    resume=True,
-                )
-                for src, dst in files
-            ],
+        # Small files' modification times go 20 to a $batch request once their content is in (see mtimes.py).
+        mtimes = DeferredMtimes(uploader.ctx) if preserve_mtime else None
+        try:
+            results = _run_all(
+                pool,
+                [
+                    partial(
+                        uploader.upload_file,
+                        src,
+                        dst,
+                        conflict=conflict,
+                        preserve_mtime=preserve_mtime,
+                        progress=progress,
+                        resume=True,
+                        mtimes=mtimes,
+                    )
+                    for src, dst in files
+                ],
+            )
+        finally:
+            unset = mtimes.finish() if mtimes is not None else []
+    if unset:
+        first = unset[0][1]
+        names = ", ".join(dest for dest, _ in unset[:5]) + (" ..." if len(unset) > 5 else "")
+        first.add_note(
+            f"the content of every file is uploaded, but the modification time of {len(unset)} could not be set: "
+            f"{names}; upload again with conflict='replace', or preserve_mtime=False"
         )
+        raise first
     return sorted(results, key=lambda r: r.path)
 
 

@@ -50,7 +50,7 @@ from airflow_provider_onedrive.transfers.sessions import HashTracker, SessionEnd
 from airflow_provider_onedrive.transfers.state import SessionState, SessionStateStore, state_key
 
 if TYPE_CHECKING:
-    pass
+    from airflow_provider_onedrive.transfers.mtimes import DeferredMtimes
 
 
 __all__ = ["UploadSession", "Uploader"]
@@ -123,7 +123,13 @@ class Uploader:
         preserve_mtime: bool,
         progress: ProgressCallback | None,
         resume: bool,
+        mtimes: DeferredMtimes | None = None,
     ) -> UploadResult:
+        """Upload one local file.
+
+        :param mtimes: where a small file's modification time goes to be set later, in a batch (folder
+            uploads); None sets it with a PATCH of its own right after the content.
+        """
         check_conflict(conflict)
         dest = self._destination(path)
         source = os.path.abspath(os.fspath(local_path))
@@ -146,7 +152,7 @@ class Uploader:
                 source_mtime_ns=stat.st_mtime_ns,
             )
             if size <= self.ctx.settings.simple_upload_threshold:
-                return self._simple(upload)
+                return self._simple(upload, mtimes)
             if resume:
                 upload.resume = self._resume_point(source, dest, stat.st_mtime_ns)
             return self._session_upload(upload)
@@ -182,7 +188,7 @@ class Uploader:
         return dest
 
     # -- simple upload --------------------------------------------------------------------------------
-    def _simple(self, upload: _Upload) -> UploadResult:
+    def _simple(self, upload: _Upload, mtimes: DeferredMtimes | None = None) -> UploadResult:
         data, dest, conflict, mtime = upload.data(), upload.dest, upload.conflict, upload.mtime
         digest = QuickXorHash(data).b64digest()
         url = paths.item_path(self.ctx.drive_base, dest, "content")
@@ -203,7 +209,9 @@ class Uploader:
             return self._identical_or_raise(exc, upload, digest, len(data))
         item = response.json()
         status = response.status_code
-        if mtime is not None:
+        if mtime is not None and mtimes is not None and item.get("id"):
+            mtimes.add(item["id"], dest, mtime)
+        elif mtime is not None:
             # A metadata PATCH (may keep an extra version on Business drives; simple_upload_threshold=0 avoids it).
             item = self.ctx.graph.request(
                 "PATCH",

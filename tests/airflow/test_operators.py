@@ -151,7 +151,12 @@ def test_upload_without_preserving_mtime_sends_one_request_per_small_file(drive,
     assert len([w for w in writes if w.startswith("PUT")]) == 3
     drive.clear_requests()
     run(OneDriveUploadOperator(task_id="t", local_path=str(local), remote_path="kept"))  # the default keeps mtimes
-    assert len([w for w in graph_writes(drive) if w.startswith("PATCH")]) == 3
+    writes = graph_writes(drive)  # three PUTs, then their three PATCHes in one $batch request
+    assert [w for w in writes if w.startswith("PATCH")] == []
+    assert len([w for w in writes if w.startswith("PUT")]) == 3
+    assert len([w for w in writes if w.startswith("POST") and w.endswith("$batch")]) == 1
+    for name in ("a.csv", "b.csv", "c.csv"):
+        assert abs(drive.item(f"kept/{name}").fs_modified - (local / name).stat().st_mtime) < 1
 
 
 def test_upload_never_overwrites_by_default(drive):
