@@ -58,6 +58,9 @@ class OneDriveClient:
         it off. Real links cap each stream, so several fill the link (see docs/performance.md).
     :param multi_stream_cutoff: files from this size up use ``download_streams`` streams (default 64 MiB).
     :param multi_stream_chunk: bytes per ranged request (default 16 MiB).
+    :param multi_stream_min_rate: a large download starts on one stream and opens the others only if that one
+        is slower than this many bytes per second after its first moments (default 100 MiB/s: a stream that
+        fast is on a LAN or loopback, where more streams only compete for CPU); 0 opens them all at once.
     :param fsync_downloads: fsync each download before renaming it into place, so a power loss cannot leave a
         renamed but empty file (default True; False is faster on slow disks and is what rclone does).
     """
@@ -79,6 +82,7 @@ class OneDriveClient:
         download_streams: int = 4,
         multi_stream_cutoff: int = 64 * MIB,
         multi_stream_chunk: int = 16 * MIB,
+        multi_stream_min_rate: int = 100 * MIB,
         fsync_downloads: bool = True,
     ) -> None:
         self.settings = TransferSettings(
@@ -92,6 +96,7 @@ class OneDriveClient:
             download_streams=download_streams,
             multi_stream_cutoff=multi_stream_cutoff,
             multi_stream_chunk=multi_stream_chunk,
+            multi_stream_min_rate=multi_stream_min_rate,
             fsync_downloads=fsync_downloads,
         )
         self.graph = graph

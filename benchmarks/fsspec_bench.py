@@ -3,7 +3,8 @@
 Each measurement runs in a fresh process that first imports Airflow (as a task process has), against the emulator
 in its own process. ``get`` is measured with the default durability (fsync before the rename) against a raw loop
 that also fsyncs, and with ``fsync_downloads=False`` against a raw loop that does not. Client and raw runs alternate
-in pairs (ABBA after a warm-up); the figure is the median of the paired ratios.
+in pairs (ABBA after a warm-up); the figure is the median of the paired ratios. Every run starts after ``os.sync()``
+and, unless ``--overwrite``, each ``get`` writes to a path that does not exist yet.
 
     python benchmarks/fsspec_bench.py                     # 256 MiB and 1 GiB, 2 pairs each
     python benchmarks/fsspec_bench.py --sizes 64 --pairs 1 --tmp-dir /dev/shm
@@ -57,8 +58,16 @@ print(json.dumps({{"seconds": time.perf_counter() - started}}))
 """
 
 
+#: Whether a ``get`` writes to a path that already holds the file (the raw loop then truncates and rewrites that
+#: inode in place, the client writes a new file and renames it over) or to a fresh path (both write a new file).
+OVERWRITE = False
+
+
 def run(info: dict, kind: str, local: str, remote: str, durable: bool) -> float:
     child = CHILD.format(bench=str(Path(__file__).parent))
+    if "get" in kind and not OVERWRITE and os.path.exists(local):
+        os.unlink(local)
+    os.sync()  # the previous run's writeback does not land in this one's timing
     command = [sys.executable, "-c", child, json.dumps(info), kind, local, remote, "1" if durable else "0"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
@@ -83,7 +92,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,1024", help="sizes in MiB")
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--tmp-dir", default=None, help="where local files go (e.g. /dev/shm)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="each get replaces the previous get's file (default: a fresh path)"
+    )
     args = parser.parse_args()
+    global OVERWRITE
+    OVERWRITE = args.overwrite
     from transfer_bench import Emulator
 
     work = Path(tempfile.mkdtemp(prefix="onedrive-fsspec-bench-", dir=args.tmp_dir))

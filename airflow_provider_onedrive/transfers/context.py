@@ -73,6 +73,9 @@ class TransferSettings:
     download_streams: int = 4
     multi_stream_cutoff: int = 64 * MIB
     multi_stream_chunk: int = 16 * MIB
+    #: A large download starts on one stream and is split only if that stream is slower than this (bytes/s);
+    #: 0 splits it at once.
+    multi_stream_min_rate: int = 100 * MIB
     #: fsync a download before renaming it into place (durable across a power loss; costs time on slow disks).
     fsync_downloads: bool = True
 
@@ -83,6 +86,9 @@ class TransferSettings:
         check_workers(self.max_workers, optional=False)
         object.__setattr__(self, "fragment_size", check_fragment_size(self.fragment_size))
         check_streams(self.download_streams)
+        rate = self.multi_stream_min_rate
+        if isinstance(rate, bool) or not isinstance(rate, int) or rate < 0:
+            raise OneDriveValidationError(f"multi_stream_min_rate must be >= 0 bytes per second, got {rate!r}")
         for name in ("multi_stream_cutoff", "multi_stream_chunk"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < MIB:

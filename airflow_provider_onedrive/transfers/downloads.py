@@ -36,12 +36,14 @@ from airflow_provider_onedrive.transfers.context import DriveContext, check_stre
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
 from airflow_provider_onedrive.transfers.ranged import FallBackToOneStream, RangedFetch
+from airflow_provider_onedrive.transfers.space import reserve_space
 
 __all__ = ["Downloader"]
 
 log = logging.getLogger("airflow_provider_onedrive.transfers.downloads")
 
 BLOCK_SIZE = 1024 * 1024
+MIB = 1024 * 1024
 _URL_FIELD = "@microsoft.graph.downloadUrl"
 _EXPIRED = (401, 403, 404, 410)
 _STREAM_ERRORS = (
@@ -56,10 +58,52 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _URL_MAX_AGE = 600.0
 _URL_CACHE_SIZE = 1024
 _MAX_REFRESHES = 4
+#: Downloads from this size up reserve their disk space first (see :mod:`.space`).
+_RESERVE_MIN = MIB
 
 
 class _Restart(Exception):
     """The download must start again from byte 0 (200 instead of 206, or the file changed)."""
+
+
+class _Widen(Exception):
+    """One stream is too slow for this large file: fetch the rest over several (its bytes so far are kept)."""
+
+    def __init__(self, download: _Download) -> None:
+        super().__init__("one stream is slow")
+        self.download = download
+
+
+#: How long a large download's first stream is watched before it is split (or not): seconds, and a fraction of
+#: ``multi_stream_chunk``, whichever comes first.
+_PROBE_SECONDS = 0.25
+_PROBE_CHUNK_FRACTION = 2
+
+
+class _Probe:
+    """Decides once, early in a large download, whether its one stream is fast enough to keep alone."""
+
+    def __init__(self, min_rate: int, probe_bytes: int) -> None:
+        self.min_rate = min_rate
+        self.probe_bytes = probe_bytes
+        self.decided = False
+        self.rate = 0.0
+        self._first: tuple[float, int] | None = None
+
+    def too_slow(self, length: int) -> bool:
+        """Called after each block (``length`` bytes so far); True once, when the stream should be split."""
+        if self.decided:
+            return False
+        now = time.monotonic()
+        if self._first is None:  # timed from the first block, so the request's latency is not counted
+            self._first = (now, length)
+            return False
+        elapsed, got = now - self._first[0], length - self._first[1]
+        if got < self.probe_bytes and elapsed < _PROBE_SECONDS:
+            return False
+        self.decided = True
+        self.rate = got / elapsed if elapsed > 0 else float("inf")
+        return self.rate < self.min_rate
 
 
 class _Sink:
@@ -95,6 +139,7 @@ class _Download:
     local_path: str | None = None
     hasher: QuickXorHash = field(default_factory=QuickXorHash)
     started: float = field(default_factory=time.monotonic)
+    probe: _Probe | None = None
 
     def restart(self) -> None:
         """Back to byte 0 (the server ignored a Range, or the file changed)."""
@@ -168,11 +213,31 @@ class Downloader:
         fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(name)}.", suffix=".partial", dir=directory)
         size = int(item.get("size") or 0)
         try:
+            reserved = size >= _RESERVE_MIN and reserve_space(fd, size, directory)
             with os.fdopen(fd, "wb") as handle:
-                if streams > 1 and size >= settings.multi_stream_cutoff and "file" in item:
+                split = streams > 1 and size >= settings.multi_stream_cutoff and "file" in item
+                if split and not settings.multi_stream_min_rate:
                     result = self._ranged(remote, item, handle, size, streams, progress, target)
+                elif split:
+                    probe = _Probe(settings.multi_stream_min_rate, settings.multi_stream_chunk // _PROBE_CHUNK_FRACTION)
+                    try:
+                        result = self._stream(remote, item, _Sink(handle), progress, target, probe=probe)
+                    except _Widen as widen:
+                        handle.flush()
+                        done = widen.download.hasher
+                        log.info(
+                            "download %s: one stream gives %.1f MiB/s; fetching the rest over %d streams",
+                            remote,
+                            probe.rate / MIB,
+                            streams,
+                        )
+                        result = self._ranged(
+                            remote, widen.download.item, handle, size, streams, progress, target, prefix=done
+                        )
                 else:
                     result = self._stream(remote, item, _Sink(handle), progress, target)
+                if reserved and result.size != size:  # the bytes that came differ from the listed size
+                    handle.truncate(result.size)
                 handle.flush()
                 if settings.fsync_downloads:
                     os.fsync(handle.fileno())
@@ -195,8 +260,12 @@ class Downloader:
         streams: int,
         progress: ProgressCallback | None,
         local_path: str,
+        prefix: QuickXorHash | None = None,
     ) -> DownloadResult:
-        """``streams`` ranged streams into the preallocated file; one stream from byte 0 if that cannot work."""
+        """``streams`` ranged streams into the preallocated file; one stream from byte 0 if that cannot work.
+
+        :param prefix: the hash of the bytes one stream already wrote from byte 0 (the ranges take the rest).
+        """
         started = time.monotonic()
         settings = self.ctx.settings
         reporter = self.ctx.reporter(remote, size, "download", progress)
@@ -223,6 +292,7 @@ class Downloader:
             stream_errors=_STREAM_ERRORS,
             retry_wait=self._stall_wait,
             block_size=BLOCK_SIZE,
+            prefix=prefix,
         )
         try:
             hasher = fetch.run()
@@ -256,6 +326,8 @@ class Downloader:
         sink: _Sink,
         progress: ProgressCallback | None,
         local_path: str | None,
+        *,
+        probe: _Probe | None = None,
     ) -> DownloadResult:
         if "file" not in item:
             raise OneDriveValidationError(f"{remote or '/'} is a folder, not a file; use download_folder")
@@ -263,7 +335,9 @@ class Downloader:
         reporter = self.ctx.reporter(remote, int(item.get("size") or 0) or None, "download", progress)
         # Hashed inline (about 0.1 ms per 1 MiB block): a helper thread hashing while this one reads made the
         # reads wait for the GIL between TLS records (1 GiB: median 2.78 s with a thread, 1.44 s inline).
-        download = _Download(remote, item, sink, reporter, self.download_url(item), local_path, started=started)
+        download = _Download(
+            remote, item, sink, reporter, self.download_url(item), local_path, started=started, probe=probe
+        )
         return self._stream_hashed(download)
 
     def _stream_hashed(self, download: _Download) -> DownloadResult:
@@ -354,10 +428,13 @@ class Downloader:
                 total = int(response.headers["Content-Length"])
             # Whole blocks straight from urllib3 (as iter_content does): no per-record copies. A break loses at
             # most the block being read; the resume starts after the last block written.
+            probe = download.probe
             for block in response.raw.stream(BLOCK_SIZE, decode_content=False):
                 sink.write(block)
                 hasher.update(block)
                 reporter.set(hasher.length)
+                if probe is not None and probe.too_slow(hasher.length) and hasher.length < (total or 0):
+                    raise _Widen(download)
             return total
 
     def _verify(self, remote: str, item: dict[str, Any], size: int, digest: str, total: int | None) -> None:

@@ -38,9 +38,9 @@ class FallBackToOneStream(Exception):
     """The parallel attempt cannot go on (the server ignored Range, or the file changed): use one stream."""
 
 
-def plan_ranges(size: int, chunk: int) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges of at most ``chunk`` bytes covering ``size`` bytes, in order."""
-    return [(start, min(start + chunk, size)) for start in range(0, size, chunk)]
+def plan_ranges(size: int, chunk: int, start: int = 0) -> list[tuple[int, int]]:
+    """``[a, b)`` ranges of at most ``chunk`` bytes covering bytes ``start`` to ``size``, in order."""
+    return [(a, min(a + chunk, size)) for a in range(start, size, chunk)]
 
 
 class RangedFetch:
@@ -51,6 +51,8 @@ class RangedFetch:
     :param expired: statuses meaning the URL expired.
     :param stream_errors: exceptions meaning a stream broke (the range resumes).
     :param retry_wait: ``(stalls, since)`` -> seconds to wait before resuming a range, or None to give up.
+    :param prefix: the hash of bytes ``0..prefix.length`` already in ``fd`` (one stream began the download);
+        the ranges cover the rest.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class RangedFetch:
         stream_errors: tuple[type[BaseException], ...],
         retry_wait: Callable[[int, float], float | None],
         block_size: int,
+        prefix: QuickXorHash | None = None,
     ) -> None:
         self.graph = graph
         self.remote = remote
@@ -84,14 +87,15 @@ class RangedFetch:
         self.retry_wait = retry_wait
         self.block_size = block_size
         self.resumed = 0
-        self._done = 0
+        self.prefix = prefix if prefix is not None else QuickXorHash()
+        self._done = self.prefix.length
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
     def run(self) -> QuickXorHash:
         """Fetch every range; the combined quickXorHash of the whole file. Raises the first range's failure."""
-        ranges = plan_ranges(self.size, self.chunk)
-        with ThreadPoolExecutor(min(self.streams, len(ranges)), thread_name_prefix="onedrive-range") as pool:
+        ranges = plan_ranges(self.size, self.chunk, self.prefix.length)
+        with ThreadPoolExecutor(max(1, min(self.streams, len(ranges))), thread_name_prefix="onedrive-range") as pool:
             futures = [pool.submit(self._fetch_range, start, end) for start, end in ranges]
             partials: list[QuickXorHash] = []
             errors: list[BaseException] = []
@@ -106,7 +110,7 @@ class RangedFetch:
                     errors.append(exc)
         if errors:  # the range that failed first, not the ranges it stopped
             raise next((e for e in errors if not isinstance(e, _Stopped | CancelledError)), errors[0])
-        combined = QuickXorHash()
+        combined = self.prefix.copy()
         for partial in partials:
             combined.merge(partial)
         if combined.length != self.size:

@@ -15,9 +15,13 @@ MIB = 1024 * 1024
 SIZE = 5 * MIB + 12345
 
 
+RANGED = {"download_streams": 4, "multi_stream_cutoff": MIB, "multi_stream_chunk": MIB}
+
+
 @pytest.fixture
 def ranged(emu, tmp_path):
-    return make_client(emu, tmp_path / "state", download_streams=4, multi_stream_cutoff=MIB, multi_stream_chunk=MIB)
+    """Splits every file of 1 MiB or more at once (``multi_stream_min_rate=0``: no probe of one stream first)."""
+    return make_client(emu, tmp_path / "state", multi_stream_min_rate=0, **RANGED)
 
 
 def downloads(emu):
@@ -128,3 +132,33 @@ def test_a_range_that_keeps_failing_raises_its_own_error(ranged, emu, tmp_path, 
     with pytest.raises(OneDriveTransportError, match=r"connection error|kept failing"):
         ranged.download_file("big/x.bin", tmp_path / "x.bin")
     assert no_partials(tmp_path) and not (tmp_path / "x.bin").exists()
+
+
+def test_a_fast_first_stream_keeps_the_download_on_one_stream(emu, tmp_path, payload):
+    client = make_client(emu, tmp_path / "state", multi_stream_min_rate=1, **RANGED)  # any stream is fast enough
+    data = payload(SIZE)
+    emu.put_file("big/x.bin", data)
+    result = client.download_file("big/x.bin", tmp_path / "x.bin")
+    assert (tmp_path / "x.bin").read_bytes() == data and result.hash == quickxorhash(data)
+    requests = downloads(emu)
+    assert len(requests) == 1 and "range" not in requests[0].headers
+
+
+def test_a_slow_first_stream_is_split_and_its_bytes_are_kept(emu, tmp_path, payload):
+    client = make_client(emu, tmp_path / "state", multi_stream_min_rate=2**62, **RANGED)  # any stream is slow
+    data = payload(SIZE)
+    emu.put_file("big/x.bin", data)
+    events = []
+    result = client.download_file("big/x.bin", tmp_path / "x.bin", progress=events.append)
+    assert (tmp_path / "x.bin").read_bytes() == data and result.hash == quickxorhash(data)
+    first, *rest = downloads(emu)
+    assert "range" not in first.headers and rest and all("range" in r.headers for r in rest)
+    kept = SIZE - sum(r.bytes_out for r in rest)  # what the first stream wrote before the split
+    assert 2 * MIB <= kept < SIZE and kept % MIB == 0  # two whole blocks: the probe decides on the second
+    assert events[-1].bytes_done == SIZE and result.size == SIZE
+    assert no_partials(tmp_path)
+
+
+def test_a_negative_min_rate_is_refused(emu, tmp_path):
+    with pytest.raises(OneDriveValidationError, match="multi_stream_min_rate"):
+        make_client(emu, tmp_path / "state", multi_stream_min_rate=-1)
