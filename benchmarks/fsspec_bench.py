@@ -101,7 +101,7 @@ def main() -> None:
     from transfer_bench import Emulator
 
     work = Path(tempfile.mkdtemp(prefix="onedrive-fsspec-bench-", dir=args.tmp_dir))
-    emulator = Emulator(tempfile.mkdtemp(prefix="onedrive-fsspec-emu-"))
+    emulator = Emulator(tempfile.mkdtemp(prefix="onedrive-fsspec-emu-", dir=args.tmp_dir))  # its blobs there too
     info = emulator.info
     rows = []
     try:

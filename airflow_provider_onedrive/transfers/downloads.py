@@ -35,7 +35,7 @@ from airflow_provider_onedrive.transfers.common import StallStreak, verify_trans
 from airflow_provider_onedrive.transfers.context import DriveContext, check_streams
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
-from airflow_provider_onedrive.transfers.ranged import FallBackToOneStream, RangedFetch
+from airflow_provider_onedrive.transfers.ranged import FallBackToOneStream, HeadStream, RangedFetch
 from airflow_provider_onedrive.transfers.space import reserve_space
 
 __all__ = ["Downloader"]
@@ -67,16 +67,18 @@ class _Restart(Exception):
 
 
 class _Widen(Exception):
-    """One stream is too slow for this large file: fetch the rest over several (its bytes so far are kept)."""
+    """One stream is too slow for this large file: fetch the rest over several. Its bytes so far are kept, and its
+    response (still open, its connection warmed up) goes on to feed the first of the ranges."""
 
-    def __init__(self, download: _Download) -> None:
+    def __init__(self, download: _Download, head: HeadStream) -> None:
         super().__init__("one stream is slow")
         self.download = download
+        self.head = head
 
 
 #: How long a large download's first stream is watched before it is split (or not): seconds, and a fraction of
 #: ``multi_stream_chunk``, whichever comes first.
-_PROBE_SECONDS = 0.25
+_PROBE_SECONDS = 0.1
 _PROBE_CHUNK_FRACTION = 2
 
 
@@ -232,7 +234,15 @@ class Downloader:
                             streams,
                         )
                         result = self._ranged(
-                            remote, widen.download.item, handle, size, streams, progress, target, prefix=done
+                            remote,
+                            widen.download.item,
+                            handle,
+                            size,
+                            streams,
+                            progress,
+                            target,
+                            prefix=done,
+                            head=widen.head,
                         )
                 else:
                     result = self._stream(remote, item, _Sink(handle), progress, target)
@@ -261,6 +271,7 @@ class Downloader:
         progress: ProgressCallback | None,
         local_path: str,
         prefix: QuickXorHash | None = None,
+        head: HeadStream | None = None,
     ) -> DownloadResult:
         """``streams`` ranged streams into the preallocated file; one stream from byte 0 if that cannot work.
 
@@ -293,6 +304,7 @@ class Downloader:
             retry_wait=self._stall_wait,
             block_size=BLOCK_SIZE,
             prefix=prefix,
+            head=head,
         )
         try:
             hasher = fetch.run()
@@ -411,7 +423,8 @@ class Downloader:
             ok_statuses=(*_EXPIRED, 416),
             action=f"download {remote}",
         )
-        with response:
+        handed_on = False
+        try:
             status = response.status_code
             if status in _EXPIRED:
                 raise _ExpiredUrl
@@ -429,13 +442,18 @@ class Downloader:
             # Whole blocks straight from urllib3 (as iter_content does): no per-record copies. A break loses at
             # most the block being read; the resume starts after the last block written.
             probe = download.probe
-            for block in response.raw.stream(BLOCK_SIZE, decode_content=False):
+            blocks = response.raw.stream(BLOCK_SIZE, decode_content=False)
+            for block in blocks:
                 sink.write(block)
                 hasher.update(block)
                 reporter.set(hasher.length)
                 if probe is not None and probe.too_slow(hasher.length) and hasher.length < (total or 0):
-                    raise _Widen(download)
+                    handed_on = True
+                    raise _Widen(download, HeadStream(response, blocks))
             return total
+        finally:
+            if not handed_on:
+                response.close()
 
     def _verify(self, remote: str, item: dict[str, Any], size: int, digest: str, total: int | None) -> None:
         if total is not None and size != total:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_onedrive.errors import OneDriveIntegrityError, OneDriveTransportError
 from airflow_provider_onedrive.hashing import QuickXorHash
@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 __all__ = ["FallBackToOneStream", "RangedFetch", "plan_ranges"]
 
 log = logging.getLogger("airflow_provider_onedrive.transfers.downloads")
+
+
+class HeadStream:
+    """The open response of a download's first stream, positioned where its bytes so far end: the first range
+    reads on from it (its connection is past TCP's slow start) instead of opening a new one."""
+
+    def __init__(self, response: Any, blocks: Iterator[bytes]) -> None:
+        self.response = response
+        self.blocks = blocks
+
+    def close(self) -> None:
+        self.response.close()
 
 
 class FallBackToOneStream(Exception):
@@ -72,6 +84,7 @@ class RangedFetch:
         retry_wait: Callable[[int, float], float | None],
         block_size: int,
         prefix: QuickXorHash | None = None,
+        head: HeadStream | None = None,
     ) -> None:
         self.graph = graph
         self.remote = remote
@@ -88,6 +101,7 @@ class RangedFetch:
         self.block_size = block_size
         self.resumed = 0
         self.prefix = prefix if prefix is not None else QuickXorHash()
+        self.head = head
         self._done = self.prefix.length
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -96,7 +110,10 @@ class RangedFetch:
         """Fetch every range; the combined quickXorHash of the whole file. Raises the first range's failure."""
         ranges = plan_ranges(self.size, self.chunk, self.prefix.length)
         with ThreadPoolExecutor(max(1, min(self.streams, len(ranges))), thread_name_prefix="onedrive-range") as pool:
-            futures = [pool.submit(self._fetch_range, start, end) for start, end in ranges]
+            heads = [self.head] + [None] * (len(ranges) - 1)
+            futures = [pool.submit(self._fetch_range, a, b, h) for (a, b), h in zip(ranges, heads, strict=False)]
+            if not ranges and self.head is not None:
+                self.head.close()
             partials: list[QuickXorHash] = []
             errors: list[BaseException] = []
             for future in futures:
@@ -108,6 +125,8 @@ class RangedFetch:
                         for pending in futures:
                             pending.cancel()
                     errors.append(exc)
+        if self.head is not None:
+            self.head.close()  # already closed unless its range never ran
         if errors:  # the range that failed first, not the ranges it stopped
             raise next((e for e in errors if not isinstance(e, _Stopped | CancelledError)), errors[0])
         combined = self.prefix.copy()
@@ -124,9 +143,17 @@ class RangedFetch:
                 self.url = self.refresh_url()
             return self.url
 
-    def _fetch_range(self, start: int, end: int) -> QuickXorHash:
+    def _fetch_range(self, start: int, end: int, head: HeadStream | None = None) -> QuickXorHash:
         hasher = QuickXorHash.starting_at(start)  # hasher.length: the next byte this range needs
         streak = StallStreak()
+        if head is not None:
+            try:
+                self._write_blocks(head.blocks, end, hasher, cut=True)
+            except self.stream_errors as exc:  # resumed below from its last byte, like any broken range
+                name = type(exc).__name__
+                log.warning("download %s: stream broke at byte %d (%s); resuming", self.remote, hasher.length, name)
+            finally:
+                head.close()
         while hasher.length < end:
             if self._stop.is_set():
                 raise _Stopped("another range failed")
@@ -172,19 +199,29 @@ class RangedFetch:
                 raise _Expired
             if response.status_code != 206 or not _starts_at(response.headers.get("Content-Range", ""), pos):
                 raise FallBackToOneStream(f"the server did not answer the range at byte {pos}")
-            for block in response.raw.stream(self.block_size, decode_content=False):
-                if self._stop.is_set():
-                    raise _Stopped("another range failed")
-                if pos + len(block) > end:
+            self._write_blocks(response.raw.stream(self.block_size, decode_content=False), end, hasher, cut=False)
+        if hasher.length < end:
+            raise OneDriveTransportError(f"download {self.remote}: the range ended early at byte {hasher.length}")
+
+    def _write_blocks(self, blocks: Iterator[bytes], end: int, hasher: QuickXorHash, *, cut: bool) -> None:
+        """Write ``blocks`` in place from ``hasher.length`` up to ``end``, hashing them. ``cut``: the stream goes
+        on past ``end`` (the first stream's open-ended response), so stop there; else more is an error."""
+        pos = hasher.length
+        for block in blocks:
+            if self._stop.is_set():
+                raise _Stopped("another range failed")
+            if pos + len(block) > end:
+                if not cut:
                     raise OneDriveIntegrityError(f"download {self.remote}: the server sent more than the range")
-                os.pwrite(self.fd, block, pos)
-                hasher.update(block)
-                pos += len(block)
-                with self._lock:
-                    self._done += len(block)
-                    self.reporter.set(self._done)
-        if pos < end:
-            raise OneDriveTransportError(f"download {self.remote}: the range ended early at byte {pos}")
+                block = block[: end - pos]
+            os.pwrite(self.fd, block, pos)
+            hasher.update(block)
+            pos += len(block)
+            with self._lock:
+                self._done += len(block)
+                self.reporter.set(self._done)
+            if pos >= end:
+                return
 
 
 class _Stopped(FallBackToOneStream):

@@ -152,9 +152,10 @@ def test_a_slow_first_stream_is_split_and_its_bytes_are_kept(emu, tmp_path, payl
     result = client.download_file("big/x.bin", tmp_path / "x.bin", progress=events.append)
     assert (tmp_path / "x.bin").read_bytes() == data and result.hash == quickxorhash(data)
     first, *rest = downloads(emu)
-    assert "range" not in first.headers and rest and all("range" in r.headers for r in rest)
-    kept = SIZE - sum(r.bytes_out for r in rest)  # what the first stream wrote before the split
-    assert 2 * MIB <= kept < SIZE and kept % MIB == 0  # two whole blocks: the probe decides on the second
+    assert "range" not in first.headers and all("range" in r.headers for r in rest)
+    # The probe decides on the second block: the first stream keeps its 2 MiB and reads on through the first
+    # range (2-3 MiB) on its open connection; three new streams take the ranges from 3 MiB to the end.
+    assert len(rest) == 3 and sum(r.bytes_out for r in rest) == SIZE - 3 * MIB
     assert events[-1].bytes_done == SIZE and result.size == SIZE
     assert no_partials(tmp_path)
 
@@ -162,3 +163,14 @@ def test_a_slow_first_stream_is_split_and_its_bytes_are_kept(emu, tmp_path, payl
 def test_a_negative_min_rate_is_refused(emu, tmp_path):
     with pytest.raises(OneDriveValidationError, match="multi_stream_min_rate"):
         make_client(emu, tmp_path / "state", multi_stream_min_rate=-1)
+
+
+def test_the_first_stream_breaking_after_the_split_resumes_its_range(emu, tmp_path, payload):
+    client = make_client(emu, tmp_path / "state", multi_stream_min_rate=2**62, **RANGED)
+    data = payload(SIZE)
+    emu.put_file("big/x.bin", data)
+    emu.faults.add("truncate", kind="download", nth=1, after_bytes=2 * MIB + 300_000)  # inside its first range
+    result = client.download_file("big/x.bin", tmp_path / "x.bin")
+    assert (tmp_path / "x.bin").read_bytes() == data and result.hash == quickxorhash(data)
+    resumed = [r for r in downloads(emu)[1:] if r.status == 206]
+    assert len(resumed) == 4  # three ranges, and the first range again from where the first stream broke
