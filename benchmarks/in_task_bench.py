@@ -1,7 +1,8 @@
 """Folder transfers inside real Airflow tasks against the same transfers through the plain client.
 
 Each size N runs, against one Graph emulator in this process:
-- the plain client in a fresh Python process (no Airflow imported): ``download_folder`` then ``upload_folder``;
+- the plain client, one fresh Python process per direction (no Airflow imported, each signing in cold as each task
+  does): ``download_folder``, then ``upload_folder``;
 - ``airflow tasks test`` of a DAG whose real ``OneDriveDownloadOperator`` / ``OneDriveUploadOperator`` move the
   same N files, on a migrated SQLite metadata DB, with Airflow's secrets masker live. The operator's own
   ``execute`` is timed (process start-up and DAG parsing are reported apart), and the number of secrets the

@@ -31,7 +31,7 @@ from airflow_provider_onedrive.errors import (
     OneDriveValidationError,
 )
 from airflow_provider_onedrive.hashing import QuickXorHash
-from airflow_provider_onedrive.transfers.common import StallStreak, verify_transfer
+from airflow_provider_onedrive.transfers.common import MIB, StallStreak, verify_transfer
 from airflow_provider_onedrive.transfers.context import DriveContext, check_streams
 from airflow_provider_onedrive.transfers.models import DownloadResult, RemoteItem, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
@@ -42,8 +42,7 @@ __all__ = ["Downloader"]
 
 log = logging.getLogger("airflow_provider_onedrive.transfers.downloads")
 
-BLOCK_SIZE = 1024 * 1024
-MIB = 1024 * 1024
+BLOCK_SIZE = MIB
 _URL_FIELD = "@microsoft.graph.downloadUrl"
 _EXPIRED = (401, 403, 404, 410)
 _STREAM_ERRORS = (
@@ -221,29 +220,7 @@ class Downloader:
                 if split and not settings.multi_stream_min_rate:
                     result = self._ranged(remote, item, handle, size, streams, progress, target)
                 elif split:
-                    probe = _Probe(settings.multi_stream_min_rate, settings.multi_stream_chunk // _PROBE_CHUNK_FRACTION)
-                    try:
-                        result = self._stream(remote, item, _Sink(handle), progress, target, probe=probe)
-                    except _Widen as widen:
-                        handle.flush()
-                        done = widen.download.hasher
-                        log.info(
-                            "download %s: one stream gives %.1f MiB/s; fetching the rest over %d streams",
-                            remote,
-                            probe.rate / MIB,
-                            streams,
-                        )
-                        result = self._ranged(
-                            remote,
-                            widen.download.item,
-                            handle,
-                            size,
-                            streams,
-                            progress,
-                            target,
-                            prefix=done,
-                            head=widen.head,
-                        )
+                    result = self._probed(remote, item, handle, size, streams, progress, target)
                 else:
                     result = self._stream(remote, item, _Sink(handle), progress, target)
                 if reserved and result.size != size:  # the bytes that came differ from the listed size
@@ -261,6 +238,44 @@ class Downloader:
             raise
         return result
 
+    def _probed(
+        self,
+        remote: str,
+        item: dict[str, Any],
+        handle: IO[bytes],
+        size: int,
+        streams: int,
+        progress: ProgressCallback | None,
+        local_path: str,
+    ) -> DownloadResult:
+        """One stream, split into ``streams`` ranged ones if it proves slower than ``multi_stream_min_rate``."""
+        settings = self.ctx.settings
+        probe = _Probe(settings.multi_stream_min_rate, settings.multi_stream_chunk // _PROBE_CHUNK_FRACTION)
+        try:
+            return self._stream(remote, item, _Sink(handle), progress, local_path, probe=probe)
+        except _Widen as widen:
+            handle.flush()
+            log.info(
+                "download %s: one stream gives %.1f MiB/s; fetching the rest over %d streams",
+                remote,
+                probe.rate / MIB,
+                streams,
+            )
+            try:
+                return self._ranged(
+                    remote,
+                    widen.download.item,
+                    handle,
+                    size,
+                    streams,
+                    progress,
+                    local_path,
+                    prefix=widen.download.hasher,
+                    head=widen.head,
+                )
+            finally:
+                widen.head.close()  # its range closes it when done; this covers a range that never ran
+
     def _ranged(
         self,
         remote: str,
@@ -276,6 +291,7 @@ class Downloader:
         """``streams`` ranged streams into the preallocated file; one stream from byte 0 if that cannot work.
 
         :param prefix: the hash of the bytes one stream already wrote from byte 0 (the ranges take the rest).
+        :param head: that stream's open response, which goes on to feed the first range.
         """
         started = time.monotonic()
         settings = self.ctx.settings

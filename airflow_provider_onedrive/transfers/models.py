@@ -24,6 +24,7 @@ __all__ = [
     "RemoteItem",
     "UploadResult",
     "check_time_basis",
+    "file_system_info",
     "format_datetime",
     "parse_datetime",
 ]
@@ -43,6 +44,11 @@ def format_datetime(moment: datetime | float) -> str:
 #: changed in the drive; what freshness checks trust). ``"file_system"``: ``fileSystemInfo.lastModifiedDateTime``,
 #: which clients may set (uploads preserve the local file's mtime), falling back to the drive's.
 TIME_BASES = ("drive", "file_system")
+
+
+def file_system_info(mtime: float) -> dict[str, str]:
+    """The ``fileSystemInfo`` facet that gives an item the local modification time ``mtime`` (epoch seconds)."""
+    return {"lastModifiedDateTime": format_datetime(mtime)}
 
 
 def check_time_basis(basis: str) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_onedrive.batching import MAX_BATCH, BatchStep, send_batch
 from airflow_provider_onedrive.errors import OneDriveError
-from airflow_provider_onedrive.transfers.models import format_datetime
+from airflow_provider_onedrive.transfers.models import file_system_info
 
 if TYPE_CHECKING:
     from airflow_provider_onedrive.transfers.context import DriveContext
@@ -40,34 +40,36 @@ class _Pending:
 class DeferredMtimes:
     """Collects ``(item, mtime)`` pairs from upload threads; the thread that fills a batch sends it."""
 
-    def __init__(self, ctx: DriveContext, batch_size: int = MAX_BATCH) -> None:
+    def __init__(self, ctx: DriveContext) -> None:
         self.ctx = ctx
-        self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self._lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._failed: list[tuple[str, OneDriveError]] = []
         self._one_by_one = False
-        self.sent = 0
 
     def add(self, item_id: str, dest: str, mtime: float) -> None:
         """Set ``dest``'s modification time once enough are waiting (its content is already committed)."""
         with self._lock:
             self._pending.append(_Pending(item_id, dest, mtime))
-            if len(self._pending) < self.batch_size:
-                return
-            group, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
-        self._send(group)
+            group = self._take() if len(self._pending) >= MAX_BATCH else []
+        if group:
+            self._send(group)
 
     def finish(self) -> list[tuple[str, OneDriveError]]:
         """Send what is still waiting; ``(remote path, error)`` of every file whose time could not be set."""
         while True:
             with self._lock:
-                group, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+                group = self._take()
             if not group:
                 break
             self._send(group)
         with self._lock:
             return list(self._failed)
+
+    def _take(self) -> list[_Pending]:
+        """Up to one batch of the waiting PATCHes, removed from the queue (called under the lock)."""
+        group, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        return group
 
     def _send(self, group: list[_Pending]) -> None:
         steps = [
@@ -75,7 +77,7 @@ class DeferredMtimes:
                 "PATCH",
                 self.ctx.by_id(p.item_id),
                 f"set modified time of {p.dest}",
-                {"fileSystemInfo": {"lastModifiedDateTime": format_datetime(p.mtime)}},
+                {"fileSystemInfo": file_system_info(p.mtime)},
             )
             for p in group
         ]
@@ -94,7 +96,6 @@ class DeferredMtimes:
                     outcomes = [self._patch(step) for step in steps]
         failed = [(p.dest, o) for p, o in zip(group, outcomes, strict=True) if isinstance(o, OneDriveError)]
         with self._lock:
-            self.sent += len(steps)
             self._failed.extend(failed)
 
     def _patch(self, step: BatchStep) -> object:

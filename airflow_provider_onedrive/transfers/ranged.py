@@ -65,6 +65,7 @@ class RangedFetch:
     :param retry_wait: ``(stalls, since)`` -> seconds to wait before resuming a range, or None to give up.
     :param prefix: the hash of bytes ``0..prefix.length`` already in ``fd`` (one stream began the download);
         the ranges cover the rest.
+    :param head: the open response that wrote ``prefix``; it feeds the first range (closed when that is done).
     """
 
     def __init__(
@@ -112,8 +113,6 @@ class RangedFetch:
         with ThreadPoolExecutor(max(1, min(self.streams, len(ranges))), thread_name_prefix="onedrive-range") as pool:
             heads = [self.head] + [None] * (len(ranges) - 1)
             futures = [pool.submit(self._fetch_range, a, b, h) for (a, b), h in zip(ranges, heads, strict=False)]
-            if not ranges and self.head is not None:
-                self.head.close()
             partials: list[QuickXorHash] = []
             errors: list[BaseException] = []
             for future in futures:
@@ -125,8 +124,6 @@ class RangedFetch:
                         for pending in futures:
                             pending.cancel()
                     errors.append(exc)
-        if self.head is not None:
-            self.head.close()  # already closed unless its range never ran
         if errors:  # the range that failed first, not the ranges it stopped
             raise next((e for e in errors if not isinstance(e, _Stopped | CancelledError)), errors[0])
         combined = self.prefix.copy()

@@ -44,7 +44,7 @@ from airflow_provider_onedrive.errors import (
 from airflow_provider_onedrive.hashing import QuickXorHash
 from airflow_provider_onedrive.transfers.common import CONFLICT_PARAM, check_conflict, retry_not_found, verify_transfer
 from airflow_provider_onedrive.transfers.context import DriveContext
-from airflow_provider_onedrive.transfers.models import UploadResult, format_datetime, parse_datetime
+from airflow_provider_onedrive.transfers.models import UploadResult, file_system_info, parse_datetime
 from airflow_provider_onedrive.transfers.progress import ProgressCallback, ProgressReporter
 from airflow_provider_onedrive.transfers.sessions import HashTracker, SessionEndpoint, SessionGone
 from airflow_provider_onedrive.transfers.state import SessionState, SessionStateStore, state_key
@@ -216,7 +216,7 @@ class Uploader:
             item = self.ctx.graph.request(
                 "PATCH",
                 paths.item_path(self.ctx.drive_base, dest) if not item.get("id") else self._by_id(item["id"]),
-                json={"fileSystemInfo": {"lastModifiedDateTime": format_datetime(mtime)}},
+                json={"fileSystemInfo": file_system_info(mtime)},
                 action=f"set modified time of {dest}",
             ).json()
         upload.reporter.set(len(data))
@@ -233,7 +233,7 @@ class Uploader:
         name = paths.parent_and_name(dest)[1]
         item: dict[str, Any] = {CONFLICT_PARAM: conflict, "name": name, "fileSize": size}
         if mtime is not None:
-            item["fileSystemInfo"] = {"lastModifiedDateTime": format_datetime(mtime)}
+            item["fileSystemInfo"] = file_system_info(mtime)
         url = paths.item_path(self.ctx.drive_base, dest, "createUploadSession")
 
         def create() -> Any:
