@@ -42,7 +42,8 @@ class FaultRule:
     - ``latency``: ``seconds`` of delay before the request is handled normally.
     - ``reset``: close the connection with a TCP RST; ``when`` = ``before`` (request not processed) or ``after``
       (processed, response lost).
-    - ``truncate``: send the headers and only ``after_bytes`` bytes of the body, then close.
+    - ``truncate``: send the headers and only ``after_bytes`` bytes of the body, then close the connection cleanly
+      (the client gets exactly those bytes, then the end of the stream).
     - ``token_expired``: 401 InvalidAuthenticationToken as if the bearer token had expired.
     - ``upload_session_expired``: the upload session the request addresses expires first (so it gets a 404).
     - ``eventual_404``: the item a successful create returns answers 404 to its next ``reads`` reads.
