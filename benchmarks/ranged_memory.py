@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     finally:
         emulator.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print()
     print("| file | streams | seconds | peak RSS of the process (MiB) | of which before the download (MiB) |")
     print("| --- | --- | --- | --- | --- |")

@@ -20,6 +20,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -215,6 +216,7 @@ def main() -> None:
     finally:
         proxy.stop()
         emulator.stop()
+        shutil.rmtree(work, ignore_errors=True)  # gigabytes of payload and downloads
     baseline_down = next(r["s"] for r in rows if r["what"] == "raw download, 1 stream(s)")
     baseline_up = next(r["s"] for r in rows if r["what"] == "raw upload, 1 stream")
     print(f"{args.size_mib} MiB, {args.mbit:g} Mbit/s and {args.delay_ms:g} ms one way per connection")

@@ -95,3 +95,18 @@ def test_peers_bench_quick_without_peers_reports_every_case_byte_exact():
             assert entry["byte_exact"] is True
             assert len(entry["runs"]) == 1 and entry["min_s"] <= entry["median_s"]
     assert "| upload_big | ours |" in out.stderr
+
+
+def test_fsspec_bench_reports_wall_and_cpu_ratios_and_leaves_nothing_behind(tmp_path):
+    local, blobs = tmp_path / "local", tmp_path / "blobs"
+    local.mkdir()
+    blobs.mkdir()
+    args = ("--sizes", "1", "--pairs", "1", "--tmp-dir", str(local), "--emulator-dir", str(blobs))
+    out = run_benchmark("fsspec_bench.py", *args)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert [row["what"] for row in rows] == ["put", "get, fsync on", "get, fsync off"]
+    for row in rows:
+        assert len(row["ratios"]) == len(row["cpu_ratios"]) == len(row["client_s"]) == len(row["raw_s"]) == 1
+        assert row["ratios"][0] == pytest.approx(row["client_s"][0] / row["raw_s"][0])
+    assert "| 1 MiB | get, fsync off |" in out.stdout
+    assert list(local.iterdir()) == [] and list(blobs.iterdir()) == []  # payloads, downloads and blobs removed
