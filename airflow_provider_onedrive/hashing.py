@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 from types import ModuleType
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 __all__ = ["QuickXorHash", "quickxorhash", "quickxorhash_file"]
 
@@ -25,17 +25,16 @@ _MASK = (1 << _WIDTH_BITS) - 1
 
 _NUMPY_MIN = 256 * 1024
 
+_numpy: ModuleType | None
 try:  # loaded with the transfer layer, not on a transfer's first block, whose timing the probe of a split reads
-    import numpy as _numpy_module
+    import numpy as _numpy
 except ImportError:  # a declared dependency; without it the big-integer fold still works, about 25x slower
-    _numpy: ModuleType | Literal[False] = False
-else:
-    _numpy = _numpy_module
+    _numpy = None
 
 
 def _load_numpy() -> ModuleType | None:
     """numpy (about 25x faster than the big-integer fold on large blocks), or None where it is missing."""
-    return _numpy or None
+    return _numpy
 
 
 def _fold_numpy(np: ModuleType, data: bytes | bytearray | memoryview) -> bytes:

@@ -12,7 +12,6 @@ network and FUSE file systems), nothing is reserved and the download goes on as 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -31,10 +30,9 @@ def _load() -> Any:
     global _fallocate
     if _fallocate is None:
         _fallocate = False
-        name = ctypes.util.find_library("c") if os.name == "posix" else None
-        if name:
-            try:
-                function = ctypes.CDLL(name, use_errno=True).fallocate
+        if os.name == "posix":
+            try:  # the symbols already loaded into this process (libc among them): no ldconfig subprocess
+                function = ctypes.CDLL(None, use_errno=True).fallocate
             except (OSError, AttributeError):
                 pass
             else:
